@@ -1,0 +1,56 @@
+"""npae's kernels: free functions, arrays and integers in, arrays out; no Tensor, no autodiff.
+
+Installed as ``npae.kernels`` (the top-level name ``kernels`` belongs to another PyPI package).
+Hyper-parameters always use one vocabulary: kh, kw (kernel), sh, sw (stride), ph, pw (padding),
+dh, dw (dilation), oh, ow (output size). Every kernel works for float32 and float64.
+
+The list, with the slow reference each one is tested against (tests/reference.py) and its GPU
+twin (none yet: the CuPy backend arrives with issue 5):
+
+|kernel                |does                                      |reference                      |
+|----------------------|------------------------------------------|-------------------------------|
+|im2col / im2col_rows  |windows -> columns                        |im2col_ref                     |
+|col2im / col2im_rows  |columns -> image, overlaps summed         |col2im_ref                     |
+|conv2d_fwd            |im2col + GEMM, chunked scratch            |conv2d_ref                     |
+|conv2d_bwd_input      |GEMM + col2im (transpose convolution)     |conv_transpose2d_ref           |
+|conv2d_bwd_weight     |im2col + GEMM                             |finite differences / adjoint   |
+|conv_transpose2d_fwd  |conv2d_bwd_input + bias                   |conv_transpose2d_ref           |
+|max_pool2d_fwd        |max and flat argmax in one pass           |max_pool2d_ref                 |
+|max_pool2d_bwd        |scatter-add at argmax (= max_unpool2d_fwd)|max_pool2d_backward_ref        |
+|max_unpool2d_fwd      |scatter-add at indices, duplicates summed |max_unpool2d_ref               |
+|max_unpool2d_bwd      |gather at indices                         |adjoint of max_unpool2d_ref    |
+|upsample_nearest2d_fwd|copy each source pixel                    |upsample_nearest2d_ref         |
+|upsample_nearest2d_bwd|sum each source pixel's copies            |upsample_nearest2d_backward_ref|
+"""
+
+from .conv2d import (
+    DEFAULT_MAX_SCRATCH,
+    conv2d_bwd_input,
+    conv2d_bwd_weight,
+    conv2d_fwd,
+    conv_transpose2d_fwd,
+    plan_chunks,
+)
+from .im2col import col2im, col2im_rows, im2col, im2col_rows
+from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
+from .max_unpool2d import max_unpool2d_bwd, max_unpool2d_fwd
+from .upsample_nearest2d import upsample_nearest2d_bwd, upsample_nearest2d_fwd
+
+__all__ = [
+    "DEFAULT_MAX_SCRATCH",
+    "plan_chunks",
+    "im2col",
+    "im2col_rows",
+    "col2im",
+    "col2im_rows",
+    "conv2d_fwd",
+    "conv2d_bwd_input",
+    "conv2d_bwd_weight",
+    "conv_transpose2d_fwd",
+    "max_pool2d_fwd",
+    "max_pool2d_bwd",
+    "max_unpool2d_fwd",
+    "max_unpool2d_bwd",
+    "upsample_nearest2d_fwd",
+    "upsample_nearest2d_bwd",
+]

@@ -1,0 +1,95 @@
+"""Convolution by im2col + GEMM, in bounded scratch memory; transpose convolution from the same
+pieces.
+
+    forward       y[n]  = W (O, C*kh*kw) @ im2col(x[n])               -> (O, oh*ow)
+    grad input    gx[n] = col2im(W.T @ gy[n])                          (scatter-add of windows)
+    grad weight   gW    = sum_n gy[n] @ im2col(x[n]).T
+    transpose     conv_transpose2d(x, W) is exactly conv2d's grad-input with gy = x
+
+The column buffer of a whole batch can be huge (C*kh*kw*oh*ow values per image), so every call
+works through the batch in chunks whose columns fit in ``max_scratch`` bytes, and through the
+output rows of one image when even a single image would not fit. Only the GEMMs (NumPy's BLAS)
+see large arrays; the index work is in the jitted ``im2col_rows``/``col2im_rows``.
+"""
+
+import numpy as np
+
+from .im2col import col2im_rows, im2col_rows
+
+DEFAULT_MAX_SCRATCH = 64 * 2**20
+
+
+def plan_chunks(n, k, oh, ow, itemsize, max_scratch):
+    """(images per chunk, output rows per chunk) so that one column buffer
+    (images * k * rows * ow * itemsize bytes) stays within max_scratch."""
+    row_bytes = k * ow * itemsize
+    image_bytes = row_bytes * oh
+    if image_bytes <= max_scratch:
+        return max(1, min(n, max_scratch // image_bytes)), oh
+    return 1, max(1, min(oh, max_scratch // row_bytes))
+
+
+def _chunks(n, oh, nb, rows):
+    for s in range(0, n, nb):
+        for oy0 in range(0, oh, rows):
+            yield s, min(s + nb, n), oy0, min(oy0 + rows, oh)
+
+
+def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_SCRATCH):
+    """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow)."""
+    n, c = x.shape[:2]
+    o, _, kh, kw = w.shape
+    k = c * kh * kw
+    w2 = w.reshape(o, k)
+    y = np.empty((n, o, oh * ow), dtype=x.dtype)
+    nb, rows = plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
+    for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
+        cols = im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
+        # (O, K) @ (nb, K, L) -> (nb, O, L): already NCHW, no transpose needed
+        y[s:e, :, oy0 * ow:oy1 * ow] = np.matmul(w2, cols)
+    if b is not None:
+        y += b.reshape(1, o, 1)
+    return y.reshape(n, o, oh, ow)
+
+
+def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH):
+    """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
+    n, o, oh, ow = gy.shape
+    _, c, kh, kw = w.shape
+    k = c * kh * kw
+    w2t = w.reshape(o, k).T
+    gy3 = gy.reshape(n, o, oh * ow)
+    gx = np.zeros((n, c, h, wd), dtype=gy.dtype)
+    nb, rows = plan_chunks(n, k, oh, ow, gy.itemsize, max_scratch)
+    for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
+        gcols = np.matmul(w2t, gy3[s:e, :, oy0 * ow:oy1 * ow])  # (nb, K, rows*ow)
+        col2im_rows(gcols, gx[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
+    return gx
+
+
+def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH):
+    """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
+    n, c = x.shape[:2]
+    _, o, oh, ow = gy.shape
+    k = c * kh * kw
+    gy3 = gy.reshape(n, o, oh * ow)
+    gw = np.zeros((o, k), dtype=x.dtype)
+    nb, rows = plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
+    for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
+        cols = im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
+        for i in range(e - s):  # fixed order: the same sum on every run
+            gw += gy3[s + i, :, oy0 * ow:oy1 * ow] @ cols[i].T
+    return gw.reshape(o, c, kh, kw)
+
+
+def conv_transpose2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow,
+                         max_scratch=DEFAULT_MAX_SCRATCH):
+    """x (N, Cin, H, W), w (Cin, Cout, kh, kw), b (Cout,) or None -> y (N, Cout, oh, ow).
+
+    Every input pixel scales the kernel onto the output and overlaps are summed: that is the
+    input-gradient of a convolution from (oh, ow) down to (H, W) with the same weight.
+    """
+    y = conv2d_bwd_input(x, w, oh, ow, sh, sw, ph, pw, dh, dw, max_scratch)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y

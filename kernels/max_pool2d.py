@@ -1,0 +1,51 @@
+"""Max pooling that writes the value and its index in one pass, and its backward.
+
+    window of output (oy, ox): rows oy*sh - ph + i*dh, cols ox*sw - pw + j*dw
+    idx[n, c, oy, ox] = row * W + col     (flat within the H x W input plane, PyTorch's format)
+
+Ties: the first maximum in window scan order (i, then j) wins, because only a strictly larger
+value replaces the current best. A NaN counts as the maximum (the first NaN wins), so NaNs
+propagate as in PyTorch. Padding is never chosen. The backward routes each gradient to exactly
+the saved index: it is max_unpool2d's forward (a scatter-add into the input plane).
+"""
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit
+from .max_unpool2d import max_unpool2d_fwd
+
+
+@jit(parallel=True)
+def max_pool2d_fwd(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow))."""
+    n, c, h, w = x.shape
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    idx = np.empty((n, c, oh, ow), dtype=np.int64)
+    for plane in prange(n * c):
+        b = plane // c
+        ch = plane % c
+        for oy in range(oh):
+            for ox in range(ow):
+                best = x.dtype.type(-np.inf)
+                where = -1
+                for i in range(kh):
+                    hy = oy * sh - ph + i * dh
+                    if hy < 0 or hy >= h:
+                        continue
+                    for j in range(kw):
+                        wx = ox * sw - pw + j * dw
+                        if wx < 0 or wx >= w:
+                            continue
+                        v = x[b, ch, hy, wx]
+                        if where < 0 or v > best or (np.isnan(v) and not np.isnan(best)):
+                            best = v
+                            where = hy * w + wx
+                y[b, ch, oy, ox] = best
+                idx[b, ch, oy, ox] = where
+    return y, idx
+
+
+def max_pool2d_bwd(gy, idx, h, w):
+    """gy, idx (N, C, oh, ow) -> gx (N, C, h, w): each gradient added at its argmax."""
+    return max_unpool2d_fwd(gy, idx, h, w)

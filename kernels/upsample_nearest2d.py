@@ -1,0 +1,47 @@
+"""Nearest-neighbour upsampling and its backward.
+
+The caller computes, once, which source row and column feed each output row and column
+(``rows`` (oh,), ``cols`` (ow,): PyTorch's rule, see npae.shapes). Then
+
+    forward    y[n, c, i, j] = x[n, c, rows[i], cols[j]]
+    backward   gx[n, c, rows[i], cols[j]] += gy[n, c, i, j]   (a source pixel sums its copies)
+
+Both run in parallel over (n, c) planes; the backward scatters only within its own plane.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit
+
+
+@jit(parallel=True)
+def upsample_nearest2d_fwd(x, rows, cols):
+    """x (N, C, H, W) -> y (N, C, len(rows), len(cols))."""
+    n, c, h, w = x.shape
+    oh = rows.shape[0]
+    ow = cols.shape[0]
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for plane in prange(n * c):
+        b = plane // c
+        ch = plane % c
+        for i in range(oh):
+            r = rows[i]
+            for j in range(ow):
+                y[b, ch, i, j] = x[b, ch, r, cols[j]]
+    return y
+
+
+@jit(parallel=True)
+def upsample_nearest2d_bwd(gy, rows, cols, h, w):
+    """gy (N, C, oh, ow) -> gx (N, C, h, w)."""
+    n, c, oh, ow = gy.shape
+    gx = np.zeros((n, c, h, w), dtype=gy.dtype)
+    for plane in prange(n * c):
+        b = plane // c
+        ch = plane % c
+        for i in range(oh):
+            r = rows[i]
+            for j in range(ow):
+                gx[b, ch, r, cols[j]] += gy[b, ch, i, j]
+    return gx

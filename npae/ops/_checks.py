@@ -1,0 +1,29 @@
+"""Small helpers the ops use to check their inputs at entry."""
+
+import numpy as np
+
+
+def array_of(x):
+    """The ndarray behind a Tensor, or x itself as an array."""
+    return x.data if hasattr(x, "requires_grad") else np.asarray(x)
+
+
+def same_float_dtype(op: str, **named) -> None:
+    """Raise TypeError unless all named inputs (None skipped) share one float dtype."""
+    dtypes = {name: array_of(v).dtype for name, v in named.items() if v is not None}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name} is {dt}" for name, dt in dtypes.items())
+        raise TypeError(f"{op}: inputs must share one dtype, but {listed}")
+
+
+def check_reduction(op: str, reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def check_same_shape(op: str, input_shape, target_shape) -> None:
+    if tuple(input_shape) != tuple(target_shape):
+        raise ValueError(
+            f"{op}: target shape {tuple(target_shape)} differs from input shape "
+            f"{tuple(input_shape)}; they must match"
+        )

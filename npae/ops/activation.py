@@ -1,0 +1,82 @@
+"""Activations: relu, leaky_relu, sigmoid, tanh. Each saves what its derivative needs."""
+
+import numpy as np
+
+from npae.tensor import Function
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x > 0)  # d relu = 1 where x > 0 (0 at 0, as in PyTorch)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return (grad * mask,)
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, negative_slope=0.01):
+        mask = x > 0
+        ctx.save_for_backward(mask)
+        ctx.slope = negative_slope
+        return np.where(mask, x, x * x.dtype.type(negative_slope))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return (np.where(mask, grad, grad * grad.dtype.type(ctx.slope)),)
+
+
+def stable_sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = stable_sigmoid(x)
+        ctx.save_for_backward(y)  # sigmoid' = y (1 - y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return (grad * y * (1 - y),)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)  # tanh' = 1 - y^2
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return (grad * (1 - y * y),)
+
+
+def relu(x):
+    """max(x, 0), elementwise (gradient 0 at 0)."""
+    return ReLU.apply(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, else negative_slope * x."""
+    return LeakyReLU.apply(x, negative_slope=negative_slope)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return Sigmoid.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)

@@ -1,0 +1,187 @@
+"""Elementwise arithmetic with NumPy broadcasting, and matrix products.
+
+Broadcasting copies an operand along new or size-1 axes, so its gradient is the sum of the
+output gradient over those axes: ``unbroadcast`` undoes it, once, for every binary op here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npae.tensor import Function, Tensor
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` down to ``shape``: over the leading axes broadcasting added, and over the
+    axes where the operand had size 1."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if ones:
+        grad = grad.sum(axis=ones, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _operands(a, b):
+    """Give a Python number the dtype of the tensor it meets (x * 2 stays float32)."""
+    if not isinstance(a, (Tensor, np.ndarray)):
+        a = np.asarray(a, dtype=_dtype_of(b))
+    if not isinstance(b, (Tensor, np.ndarray)):
+        b = np.asarray(b, dtype=_dtype_of(a))
+    return a, b
+
+
+def _dtype_of(x):
+    dtype = x.dtype
+    return dtype if np.issubdtype(dtype, np.floating) else np.float32
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(grad, sa) if need_a else None,
+                unbroadcast(grad, sb) if need_b else None)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(grad, sa) if need_a else None,
+                unbroadcast(-grad, sb) if need_b else None)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(grad * b, a.shape) if need_a else None,
+                unbroadcast(grad * a, b.shape) if need_b else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        ga = unbroadcast(grad / b, a.shape) if need_a else None
+        gb = unbroadcast(-grad * a / (b * b), b.shape) if need_b else None
+        return ga, gb
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a ** b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        ga = unbroadcast(grad * b * a ** (b - 1), a.shape) if need_a else None
+        gb = None
+        if need_b:
+            # d(a^b)/db = a^b log a; defined (as 0) where a^b is 0 too, as PyTorch does
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = np.where(out == 0, 0, grad * out * np.log(a))
+            gb = unbroadcast(gb, b.shape)
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (-grad,)
+
+
+class MatMul(Function):
+    """``a @ b`` with NumPy's rules: 1-D operands are promoted to matrices, batch axes broadcast."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(
+                f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}"
+            )
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        # Work with matrices: a 1-D a is a row (1, k), a 1-D b a column (k, 1).
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2 if b.ndim > 1 else 0)
+        if b.ndim == 1:
+            g2 = g2[..., None]
+        ga = gb = None
+        if need_a:
+            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if need_b:
+            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def add(a, b):
+    return Add.apply(*_operands(a, b))
+
+
+def sub(a, b):
+    return Sub.apply(*_operands(a, b))
+
+
+def mul(a, b):
+    return Mul.apply(*_operands(a, b))
+
+
+def div(a, b):
+    return Div.apply(*_operands(a, b))
+
+
+def pow(a, b):  # noqa: A001 (mirrors the operator)
+    return Pow.apply(*_operands(a, b))
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def matmul(a, b):
+    return MatMul.apply(*_operands(a, b))

@@ -1,0 +1,84 @@
+"""conv_transpose2d: each input pixel scales the kernel onto the output; overlaps are summed."""
+
+import numpy as np
+
+from npae.backend import kernels_for
+from npae.config import max_scratch_bytes
+from npae.ops._checks import array_of, same_float_dtype
+from npae.shapes import check_4d, conv_transpose2d_geometry, pair
+from npae.tensor import Function
+
+
+class ConvTranspose2d(Function):
+    @staticmethod
+    def forward(ctx, x, w, b, geom):
+        x = np.ascontiguousarray(x)
+        w = np.ascontiguousarray(w)
+        ctx.save_for_backward(x, w)
+        ctx.geom = geom
+        K = kernels_for(x, w)
+        return K.conv_transpose2d_fwd(x, w, b, *geom.args[2:], geom.oh, geom.ow,
+                                      max_scratch_bytes())
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        g = ctx.geom
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gy = np.ascontiguousarray(gy)
+        K = kernels_for(gy)
+        scratch = max_scratch_bytes()
+        gx = gw = gb = None
+        h, wd = x.shape[2], x.shape[3]
+        if need_x:
+            # the input gradient of a transpose convolution is a convolution with the same weight
+            gx = K.conv2d_fwd(gy, w, None, *g.args[2:], h, wd, scratch)
+        if need_w:
+            # roles swap: gy plays the convolution's input, x its output gradient
+            gw = K.conv2d_bwd_weight(gy, x, *g.args, scratch)
+        if need_b:
+            gb = gy.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1,
+                     output_size=None):
+    """2-D transposed convolution ("deconvolution"), the adjoint of conv2d.
+
+    Shapes: x (N, Cin, H, W), weight (Cin, Cout, kH, kW) (PyTorch's layout), bias (Cout,) or None
+    -> (N, Cout, oH, oW) with
+
+        oH = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1   (oW alike)
+
+    ``output_padding`` adds no zeros: a strided conv2d maps several sizes onto one, and
+    output_padding (0 <= output_padding < max(stride, dilation)) picks which one comes back.
+    ``output_size=(oH, oW)`` solves for it instead and says which sizes are reachable.
+
+    A 2x2 input through a 3x3, stride-2 kernel gives 5x5; the pixels where two scaled kernels
+    overlap hold the sum of both:
+
+    >>> conv_transpose2d(Tensor(np.ones((1, 1, 2, 2))), Tensor(np.ones((1, 1, 3, 3))),
+    ...                  stride=2).shape
+    (1, 1, 5, 5)
+    """
+    op = "conv_transpose2d"
+    xs, ws = array_of(x).shape, array_of(weight).shape
+    check_4d(op, "input", xs)
+    check_4d(op, "weight", ws, "(in_channels, out_channels, kH, kW)")
+    if xs[1] != ws[0]:
+        raise ValueError(
+            f"conv_transpose2d: input has {xs[1]} channels but weight expects {ws[0]} "
+            f"(weight is (in_channels, out_channels, kH, kW); input shape {tuple(xs)}, "
+            f"weight shape {tuple(ws)})"
+        )
+    if bias is not None and array_of(bias).shape != (ws[1],):
+        raise ValueError(
+            f"conv_transpose2d: bias must have shape ({ws[1]},) for weight shape {tuple(ws)}, "
+            f"got {array_of(bias).shape}"
+        )
+    geom, _ = conv_transpose2d_geometry(
+        op, xs[2:], ws[2:], pair(stride, "stride", op), pair(padding, "padding", op),
+        pair(output_padding, "output_padding", op), pair(dilation, "dilation", op), output_size,
+    )
+    same_float_dtype(op, input=x, weight=weight, bias=bias)
+    return ConvTranspose2d.apply(x, weight, bias, geom=geom)

@@ -1,0 +1,48 @@
+"""linear: y = x @ weight.T + bias, PyTorch's layout (weight is (out_features, in_features))."""
+
+from npae.ops._checks import array_of, same_float_dtype
+from npae.tensor import Function
+
+
+class Linear(Function):
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gx = gy @ w if need_x else None
+        # fold any leading batch axes into one: gW = gy^T x summed over every sample
+        gw = gy.reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]) if need_w else None
+        gb = gy.reshape(-1, w.shape[0]).sum(axis=0) if need_b else None
+        return gx, gw, gb
+
+
+def linear(x, weight, bias=None):
+    """Fully connected layer.
+
+    Shapes: x (..., in_features), weight (out_features, in_features), bias (out_features,) or
+    None -> (..., out_features). The article's linear autoencoder is 784 -> 32 -> 784.
+    """
+    op = "linear"
+    xs, ws = array_of(x).shape, array_of(weight).shape
+    if len(ws) != 2:
+        raise ValueError(f"{op}: weight must be 2-D (out_features, in_features), got shape {ws}")
+    if len(xs) < 1 or xs[-1] != ws[1]:
+        raise ValueError(
+            f"{op}: input has {xs[-1] if xs else 0} features (shape {xs}) but weight expects "
+            f"{ws[1]} (weight shape {ws})"
+        )
+    if bias is not None and array_of(bias).shape != (ws[0],):
+        raise ValueError(
+            f"{op}: bias must have shape ({ws[0]},) for weight shape {ws}, "
+            f"got {array_of(bias).shape}"
+        )
+    same_float_dtype(op, input=x, weight=weight, bias=bias)
+    return Linear.apply(x, weight, bias)

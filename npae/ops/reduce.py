@@ -1,0 +1,58 @@
+"""Reductions: sum and mean over some axes (all by default)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npae.tensor import Function
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"sum/mean: axis {a} is out of range for a {ndim}-D tensor")
+    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+
+
+def _expand(grad, shape, axes, keepdims):
+    # Put back the reduced axes as size 1, then broadcast: every summed element gets grad.
+    if not keepdims:
+        grad = np.expand_dims(grad, axes) if axes else grad
+    return np.broadcast_to(grad, shape)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.axes = _axes(axis, x.ndim)
+        ctx.shape, ctx.keepdims = x.shape, keepdims
+        return np.asarray(x.sum(axis=ctx.axes, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.ascontiguousarray(_expand(grad, ctx.shape, ctx.axes, ctx.keepdims)),)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.axes = _axes(axis, x.ndim)
+        ctx.shape, ctx.keepdims = x.shape, keepdims
+        ctx.count = int(np.prod([x.shape[a] for a in ctx.axes])) if ctx.axes else 1
+        return np.asarray(x.mean(axis=ctx.axes, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = _expand(grad, ctx.shape, ctx.axes, ctx.keepdims)
+        return (g / np.asarray(ctx.count, dtype=g.dtype),)
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001 (mirrors Tensor.sum)
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean.apply(x, axis=axis, keepdims=keepdims)

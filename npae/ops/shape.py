@@ -1,0 +1,75 @@
+"""Ops that move elements without changing them: reshape, permute, basic indexing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npae.tensor import Function
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
+                f"into {tuple(shape)}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad.reshape(ctx.shape),)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        dims = tuple(int(d) % x.ndim for d in dims) if x.ndim else ()
+        if sorted(dims) != list(range(x.ndim)):
+            raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions")
+        ctx.dims = dims
+        return x.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad.transpose(np.argsort(ctx.dims)),)
+
+
+def _is_basic(index) -> bool:
+    """True for indices made of ints, slices, None and Ellipsis: they never repeat an element."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis
+               for p in parts)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        return np.asarray(x[index])
+
+    @staticmethod
+    def backward(ctx, grad):
+        gx = np.zeros(ctx.shape, ctx.dtype)
+        if _is_basic(ctx.index):
+            gx[ctx.index] = grad
+        else:
+            np.add.at(gx, ctx.index, grad)  # an index array may pick an element twice
+        return (gx,)
+
+
+def reshape(x, shape):
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+def permute(x, dims):
+    return Permute.apply(x, dims=tuple(dims))
+
+
+def getitem(x, index):
+    if hasattr(index, "data") and hasattr(index, "requires_grad"):
+        index = index.data  # a Tensor of indices
+    return GetItem.apply(x, index=index)

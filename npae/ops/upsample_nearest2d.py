@@ -1,0 +1,47 @@
+"""upsample_nearest2d: every output pixel copies its nearest source pixel."""
+
+import numpy as np
+
+from npae.backend import kernels_for
+from npae.ops._checks import array_of
+from npae.shapes import check_4d, upsample_nearest2d_plan
+from npae.tensor import Function
+
+
+class UpsampleNearest2d(Function):
+    @staticmethod
+    def forward(ctx, x, rows, cols):
+        x = np.ascontiguousarray(x)
+        ctx.rows, ctx.cols, ctx.hw = rows, cols, x.shape[2:]
+        return kernels_for(x).upsample_nearest2d_fwd(x, rows, cols)
+
+    @staticmethod
+    def backward(ctx, gy):
+        gy = np.ascontiguousarray(gy)
+        # each source pixel receives the sum of the gradients of all its copies
+        return (kernels_for(gy).upsample_nearest2d_bwd(gy, ctx.rows, ctx.cols, *ctx.hw),)
+
+
+def upsample_nearest2d(x, scale_factor=None, size=None):
+    """Nearest-neighbour upsampling, PyTorch's ``interpolate(mode='nearest')``.
+
+    Shapes: x (N, C, H, W) -> (N, C, oH, oW), with either ``size`` (an int or (oH, oW)) or
+    ``scale_factor`` (a number or (sh, sw)) and then oH = floor(H * sh). Output row i copies
+    input row min(floor(i * scale), H - 1), scale = 1/sh when a factor is given, else H/oH,
+    computed in float32 like PyTorch, so non-integer factors pick the same pixels.
+
+    >>> upsample_nearest2d(Tensor(np.array([[[[1., 2.]]]])), scale_factor=2).data.ravel().tolist()
+    [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]
+    """
+    op = "upsample_nearest2d"
+    xs = array_of(x).shape
+    check_4d(op, "input", xs)
+    oh, ow, rows, cols = upsample_nearest2d_plan(op, xs[2:], scale_factor, size)
+    return UpsampleNearest2d.apply(x, rows=rows, cols=cols)
+
+
+def interpolate(x, size=None, scale_factor=None, mode="nearest"):
+    """PyTorch's ``F.interpolate``, for mode='nearest' (the one the autoencoders use)."""
+    if mode != "nearest":
+        raise ValueError(f"interpolate: only mode='nearest' is implemented, got {mode!r}")
+    return upsample_nearest2d(x, scale_factor=scale_factor, size=size)

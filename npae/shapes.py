@@ -1,0 +1,280 @@
+"""Output-size arithmetic and argument checks for the 2-D ops, in one place.
+
+Every formula here is PyTorch's, so shapes carry over:
+
+    conv2d            out = floor((in + 2*p - d*(k-1) - 1) / s) + 1
+    conv_transpose2d  out = (in - 1)*s - 2*p + d*(k-1) + output_padding + 1
+    max_pool2d        out = floor((in + 2*p - d*(k-1) - 1 [+ s-1 if ceil_mode]) / s) + 1
+                      (with ceil_mode, a last window that starts in the right padding is dropped)
+    max_unpool2d      out = (in - 1)*s - 2*p + k         (default; output_size may pick another)
+
+Errors quote the formula with the user's numbers, so a wrong layer stack is fixed
+from the message alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def pair(value, name: str, op: str) -> tuple[int, int]:
+    """Normalise an int or a pair of ints (PyTorch accepts both) to (h, w)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    ):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def check_positive(op: str, name: str, value: tuple[int, int]) -> None:
+    if min(value) <= 0:
+        raise ValueError(f"{op}: {name} must be positive, got {value}")
+
+
+def check_nonnegative(op: str, name: str, value: tuple[int, int]) -> None:
+    if min(value) < 0:
+        raise ValueError(f"{op}: {name} must be >= 0, got {value}")
+
+
+def check_4d(op: str, name: str, shape: tuple[int, ...], layout: str = "(N, C, H, W)") -> None:
+    if len(shape) != 4:
+        raise ValueError(f"{op}: expected a 4-D {name} {layout}, got shape {tuple(shape)}")
+
+
+def _fmt(pair_: tuple[int, int]) -> str:
+    return f"{pair_[0]}x{pair_[1]}"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Everything a sliding-window kernel needs: the names used in every kernel signature."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    oh: int
+    ow: int
+
+    @property
+    def args(self) -> tuple[int, ...]:
+        """(kh, kw, sh, sw, ph, pw, dh, dw): the order the kernels take them in."""
+        return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw)
+
+
+def conv2d_geometry(op, hw, kernel, stride, padding, dilation) -> Geometry:
+    """Output size of a convolution (and of im2col), or a ValueError that shows why not."""
+    (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = hw, kernel, stride, padding, dilation
+    check_positive(op, "kernel size", kernel)
+    check_positive(op, "stride", stride)
+    check_nonnegative(op, "padding", padding)
+    check_positive(op, "dilation", dilation)
+    ext = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)  # the dilated kernel's extent
+    padded = (h + 2 * ph, w + 2 * pw)
+    if ext[0] > padded[0] or ext[1] > padded[1]:
+        raise ValueError(
+            f"{op}: kernel {_fmt(kernel)} (dilated extent {_fmt(ext)}, dilation "
+            f"{_fmt(dilation)}) is larger than the padded input {_fmt(padded)} "
+            f"(input {h}x{w} + 2*padding {_fmt(padding)})"
+        )
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+
+
+def conv_transpose2d_out(h, k, s, p, d, op_) -> int:
+    return (h - 1) * s - 2 * p + d * (k - 1) + op_ + 1
+
+
+def conv_transpose2d_geometry(
+    op, hw, kernel, stride, padding, output_padding, dilation, output_size=None
+) -> tuple[Geometry, tuple[int, int]]:
+    """Output size of a transposed convolution; returns (geometry, output_padding).
+
+    ``output_padding`` adds no zeros: a strided convolution maps several input sizes to the
+    same output size, and output_padding picks which of them the transpose returns.
+    ``output_size`` (H, W) or (N, C, H, W) solves for it instead.
+    """
+    (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = hw, kernel, stride, padding, dilation
+    check_positive(op, "kernel size", kernel)
+    check_positive(op, "stride", stride)
+    check_nonnegative(op, "padding", padding)
+    check_positive(op, "dilation", dilation)
+    base = (conv_transpose2d_out(h, kh, sh, ph, dh, 0), conv_transpose2d_out(w, kw, sw, pw, dw, 0))
+    limit = (max(sh, dh), max(sw, dw))  # output_padding must be smaller than stride or dilation
+    if output_size is not None:
+        size = tuple(int(v) for v in output_size)
+        if len(size) == 4:
+            size = size[2:]
+        if len(size) != 2:
+            raise ValueError(
+                f"{op}: output_size must be (H, W) or (N, C, H, W), got {tuple(output_size)}"
+            )
+        output_padding = (size[0] - base[0], size[1] - base[1])
+        for axis, name in ((0, "height"), (1, "width")):
+            if not 0 <= output_padding[axis] < limit[axis]:
+                raise ValueError(
+                    f"{op}: output_size {_fmt(size)} is not reachable: output {name} = "
+                    f"(in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1 = "
+                    f"{base[axis]} + output_padding, with 0 <= output_padding < "
+                    f"max(stride, dilation) = {limit[axis]}, so the valid {name}s are "
+                    f"{base[axis]}..{base[axis] + limit[axis] - 1}"
+                )
+    check_nonnegative(op, "output_padding", output_padding)
+    (oph, opw) = output_padding
+    if oph >= limit[0] or opw >= limit[1]:
+        raise ValueError(
+            f"{op}: output_padding {_fmt(output_padding)} must be smaller than stride "
+            f"{_fmt(stride)} or dilation {_fmt(dilation)} (it selects one of the output sizes "
+            f"a strided convolution maps onto the same input size; it does not add zeros)"
+        )
+    oh, ow = base[0] + oph, base[1] + opw
+    if oh <= 0 or ow <= 0:
+        raise ValueError(
+            f"{op}: output size {oh}x{ow} is not positive: (in - 1)*stride - 2*padding + "
+            f"dilation*(kernel - 1) + output_padding + 1 = ({h}-1)*{sh} - 2*{ph} + "
+            f"{dh}*({kh}-1) + {oph} + 1 = {oh} (height), ({w}-1)*{sw} - 2*{pw} + "
+            f"{dw}*({kw}-1) + {opw} + 1 = {ow} (width)"
+        )
+    return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, oh, ow), (oph, opw)
+
+
+def pool2d_out(n, k, s, p, d, ceil_mode) -> int:
+    out = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1  # the last window would start inside the right padding: PyTorch drops it
+    return out
+
+
+def pool2d_geometry(op, hw, kernel, stride, padding, dilation, ceil_mode) -> Geometry:
+    (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = hw, kernel, stride, padding, dilation
+    check_positive(op, "kernel_size", kernel)
+    check_positive(op, "stride", stride)
+    check_nonnegative(op, "padding", padding)
+    check_positive(op, "dilation", dilation)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(
+            f"{op}: padding {_fmt(padding)} must be at most half the kernel size "
+            f"{_fmt(kernel)} (kernel_size // 2 = {kh // 2}x{kw // 2})"
+        )
+    oh = pool2d_out(h, kh, sh, ph, dh, ceil_mode)
+    ow = pool2d_out(w, kw, sw, pw, dw, ceil_mode)
+    if oh <= 0 or ow <= 0:
+        rounding = "ceil" if ceil_mode else "floor"
+        raise ValueError(
+            f"{op}: output size {oh}x{ow} is not positive: out = {rounding}((in + 2*padding - "
+            f"dilation*(kernel - 1) - 1)/stride) + 1 = {rounding}(({h} + 2*{ph} - {dh}*({kh}-1) "
+            f"- 1)/{sh}) + 1 = {oh} (height), {rounding}(({w} + 2*{pw} - {dw}*({kw}-1) - 1)/{sw})"
+            f" + 1 = {ow} (width); the input {h}x{w} is too small for this window"
+        )
+    for axis, (n, k, s, p, d, out) in enumerate(((h, kh, sh, ph, dh, oh), (w, kw, sw, pw, dw, ow))):
+        for o in range(out):
+            taps = [o * s - p + t * d for t in range(k)]
+            if not any(0 <= r < n for r in taps):
+                raise ValueError(
+                    f"{op}: output {'row' if axis == 0 else 'column'} {o} has a window that "
+                    f"holds only padding (positions {taps} of an input of size {n}, dilation "
+                    f"{d}): there is no maximum to take; use less padding or dilation"
+                )
+    return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+
+
+def unpool2d_size(op, hw, kernel, stride, padding, output_size=None) -> tuple[int, int]:
+    """max_unpool2d's output size: the default, or a checked ``output_size``.
+
+    The default inverts max_pool2d's floor formula; output_size may choose any size strictly
+    within one stride of it, like PyTorch.
+    """
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = hw, kernel, stride, padding
+    check_positive(op, "kernel_size", kernel)
+    check_positive(op, "stride", stride)
+    check_nonnegative(op, "padding", padding)
+    default = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(int(v) for v in output_size)
+        if len(size) == 4:
+            size = size[2:]
+        if len(size) != 2:
+            raise ValueError(
+                f"{op}: output_size must be (H, W) or (N, C, H, W), got {tuple(output_size)}"
+            )
+        for axis, (name, s) in enumerate((("height", sh), ("width", sw))):
+            lo, hi = default[axis] - s, default[axis] + s
+            if not lo < size[axis] < hi:
+                raise ValueError(
+                    f"{op}: output_size {_fmt(size)}: {name} must be strictly between "
+                    f"{lo} and {hi} (default (in - 1)*stride - 2*padding + kernel = "
+                    f"({hw[axis]}-1)*{s} - 2*{padding[axis]} + {kernel[axis]} = {default[axis]},"
+                    f" plus or minus stride {s})"
+                )
+    if size[0] <= 0 or size[1] <= 0:
+        raise ValueError(
+            f"{op}: output size {_fmt(size)} is not positive: (in - 1)*stride - 2*padding + kernel"
+            f" = ({h}-1)*{sh} - 2*{ph} + {kh} = {default[0]} (height), ({w}-1)*{sw} - 2*{pw} + "
+            f"{kw} = {default[1]} (width)"
+        )
+    return size
+
+
+def upsample_nearest2d_plan(op, hw, scale_factor=None, size=None):
+    """Output size and source indices of nearest upsampling, PyTorch's legacy 'nearest' rule.
+
+    Returns (oh, ow, rows, cols): output row i copies input row rows[i], column j copies
+    input column cols[j]. PyTorch computes the source as floor(dst * scale) in float32, with
+    scale = 1/scale_factor when a factor is given, else in/out; we do the same so that
+    non-integer factors pick the same pixels.
+    """
+    h, w = hw
+    if (scale_factor is None) == (size is None):
+        raise ValueError(f"{op}: give exactly one of scale_factor and size")
+    if size is not None:
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+            size = (int(size), int(size))
+        if not (isinstance(size, (tuple, list)) and len(size) == 2):
+            raise TypeError(f"{op}: size must be an int or a pair of ints, got {size!r}")
+        oh, ow = (int(v) for v in size)
+        scales = (None, None)
+    else:
+        if isinstance(scale_factor, (int, float, np.integer, np.floating)) and not isinstance(
+            scale_factor, bool
+        ):
+            scale_factor = (float(scale_factor), float(scale_factor))
+        if not (isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2):
+            raise TypeError(
+                f"{op}: scale_factor must be a number or a pair of numbers, got {scale_factor!r}"
+            )
+        scales = tuple(float(v) for v in scale_factor)
+        if min(scales) <= 0 or not all(math.isfinite(v) for v in scales):
+            raise ValueError(f"{op}: scale_factor must be positive and finite, got {scale_factor}")
+        oh, ow = math.floor(h * scales[0]), math.floor(w * scales[1])
+    if oh <= 0 or ow <= 0:
+        how = f"size {size}" if size is not None else (
+            f"floor(in * scale_factor) = floor({h}*{scales[0]}) x floor({w}*{scales[1]})"
+        )
+        raise ValueError(f"{op}: output size {oh}x{ow} from input {h}x{w} is not positive ({how})")
+    return oh, ow, _nearest_source(h, oh, scales[0]), _nearest_source(w, ow, scales[1])
+
+
+def _nearest_source(n_in: int, n_out: int, scale_factor: float | None) -> np.ndarray:
+    dst = np.arange(n_out, dtype=np.int64)
+    if n_out == n_in:
+        return dst
+    if n_out == 2 * n_in:
+        return dst // 2
+    if scale_factor is not None:
+        scale = np.float32(1.0 / scale_factor)
+    else:
+        scale = np.float32(n_in) / np.float32(n_out)
+    src = np.floor(dst.astype(np.float32) * scale).astype(np.int64)
+    return np.minimum(src, n_in - 1)
