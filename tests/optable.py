@@ -1,0 +1,375 @@
+"""The op table: one entry per public operation, driving the generic tests (in the spirit of
+PyTorch's OpInfo).
+
+Each entry names the op (a function of npae.functional), its slow reference from
+tests/reference.py, a hypothesis strategy that draws valid cases, tolerances for float32, and
+inputs that must raise. Generic tests (tests/ops/test_optable.py) then check, for every entry:
+forward == reference in float32 and float64, gradcheck in float64, and every error input.
+
+Max ops get tie-free inputs by construction (a permutation of evenly spaced values, spaced far
+wider than the finite-difference step), so the argmax is unique and gradcheck is meaningful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import reference as R
+from hypothesis import assume
+from hypothesis import strategies as st
+
+import npae.functional as F
+
+
+@dataclass
+class Case:
+    """Positional inputs (float arrays, int index arrays or None) and keyword parameters."""
+
+    inputs: tuple
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        shapes = [getattr(v, "shape", v) for v in self.inputs]
+        return f"Case(inputs={shapes}, params={self.params})"
+
+
+@dataclass
+class ErrorCase:
+    inputs: tuple
+    params: dict
+    error: type
+    says: tuple  # substrings the message must contain (the shapes and numbers involved)
+
+
+@dataclass
+class OpInfo:
+    name: str
+    fn: Callable  # npae.functional op: fn(*inputs, **params) -> Tensor
+    ref: Callable  # reference: ref(*inputs, **params) -> float64 array
+    cases: Any  # hypothesis strategy of Case
+    rtol32: float = 1e-5
+    atol32: float = 1e-5
+    errors: list = field(default_factory=list)
+    constant_inputs: tuple = ()  # float inputs that are not differentiated (a loss weight)
+
+    def __repr__(self):
+        return self.name
+
+
+def _seeded(draw):
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+
+def _fits(n, k, p, d):
+    """Smallest input size for which the dilated kernel fits inside the padded input."""
+    return max(1, d * (k - 1) + 1 - 2 * p)
+
+
+# ------------------------------------------------------------------------------ conv2d
+@st.composite
+def conv2d_cases(draw):
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h = draw(st.integers(_fits(0, kh, ph, dh), _fits(0, kh, ph, dh) + 5))
+    w = draw(st.integers(_fits(0, kw, pw, dw), _fits(0, kw, pw, dw) + 5))
+    rng = _seeded(draw)
+    b = rng.standard_normal(o) if draw(st.booleans()) else None
+    return Case(
+        (rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, kh, kw)), b),
+        dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw)),
+    )
+
+
+def _conv2d_ref(x, w, b, stride, padding, dilation):
+    return R.conv2d_ref(x, w, b, stride, padding, dilation)
+
+
+# ------------------------------------------------------------------------------ conv_transpose2d
+@st.composite
+def conv_transpose2d_cases(draw):
+    n, cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    op = tuple(draw(st.integers(0, max(s[a], d[a]) - 1)) for a in range(2))
+    hw = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    for a in range(2):  # the output must be at least 1x1
+        assume((hw[a] - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + op[a] + 1 >= 1)
+    rng = _seeded(draw)
+    b = rng.standard_normal(cout) if draw(st.booleans()) else None
+    return Case(
+        (rng.standard_normal((n, cin, *hw)), rng.standard_normal((cin, cout, *k)), b),
+        dict(stride=s, padding=p, output_padding=op, dilation=d),
+    )
+
+
+def _conv_transpose2d_ref(x, w, b, stride, padding, output_padding, dilation):
+    return R.conv_transpose2d_ref(x, w, b, stride, padding, output_padding, dilation)
+
+
+# ------------------------------------------------------------------------------ max_pool2d
+def tie_free(rng, shape):
+    """Distinct values in [-1, 1), 2/size apart: no window ever holds a tie."""
+    size = int(np.prod(shape))
+    return (rng.permutation(size).astype(np.float64) * (2.0 / size) - 1.0).reshape(shape)
+
+
+def _windows_hit_input(n, k, s, p, d, out):
+    return all(any(0 <= o * s - p + t * d < n for t in range(k)) for o in range(out))
+
+
+def _pool_out(n, k, s, p, d, ceil_mode):
+    out = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    return out - 1 if ceil_mode and (out - 1) * s >= n + p else out
+
+
+@st.composite
+def pool_geometry(draw):
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    p = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    ceil_mode = draw(st.booleans())
+    hw = tuple(draw(st.integers(_fits(0, k[a], p[a], d[a]), _fits(0, k[a], p[a], d[a]) + 5))
+               for a in range(2))
+    out = tuple(_pool_out(hw[a], k[a], s[a], p[a], d[a], ceil_mode) for a in range(2))
+    for a in range(2):
+        assume(out[a] >= 1 and _windows_hit_input(hw[a], k[a], s[a], p[a], d[a], out[a]))
+    return hw, dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+
+
+@st.composite
+def max_pool2d_cases(draw):
+    hw, params = draw(pool_geometry())
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    return Case((tie_free(_seeded(draw), (n, c, *hw)),), params)
+
+
+def _max_pool2d_ref(x, kernel_size, stride, padding, dilation, ceil_mode):
+    return R.max_pool2d_ref(x, kernel_size, stride, padding, dilation, ceil_mode)[0]
+
+
+# ------------------------------------------------------------------------------ max_unpool2d
+@st.composite
+def max_unpool2d_cases(draw):
+    """Indices come from pooling a tie-free input with the reference, so they are realistic:
+    with stride < kernel, overlapping windows repeat an index (summed by our policy)."""
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, k[0])), draw(st.integers(1, k[1])))
+    p = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    hw = tuple(draw(st.integers(max(1, k[a] - 2 * p[a]), max(1, k[a] - 2 * p[a]) + 5))
+               for a in range(2))
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    rng = _seeded(draw)
+    _, idx = R.max_pool2d_ref(tie_free(rng, (n, c, *hw)), k, s, p)
+    for a in range(2):
+        default = (idx.shape[2 + a] - 1) * s[a] - 2 * p[a] + k[a]
+        assume(default - s[a] < hw[a] < default + s[a])
+    x = rng.standard_normal(idx.shape)
+    return Case((x, idx), dict(kernel_size=k, stride=s, padding=p, output_size=hw))
+
+
+def _max_unpool2d_ref(x, idx, kernel_size, stride, padding, output_size):
+    return R.max_unpool2d_ref(x, idx, output_size)
+
+
+# ------------------------------------------------------------------------------ upsample
+@st.composite
+def upsample_cases(draw):
+    hw = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(["int", "float", "pair", "size"]))
+    factors = st.sampled_from([0.5, 1.0, 1.5, 1.7, 2.0, 2.5, 3.0])
+    if kind == "int":
+        params = dict(scale_factor=draw(st.integers(1, 3)))
+    elif kind == "float":
+        params = dict(scale_factor=draw(factors))
+    elif kind == "pair":
+        params = dict(scale_factor=(draw(factors), draw(factors)))
+    else:
+        params = dict(size=(draw(st.integers(1, 9)), draw(st.integers(1, 9))))
+    if "scale_factor" in params:
+        sf = params["scale_factor"]
+        sf = (sf, sf) if not isinstance(sf, tuple) else sf
+        assume(all(np.floor(hw[a] * sf[a]) >= 1 for a in range(2)))
+    return Case((_seeded(draw).standard_normal((n, c, *hw)),), params)
+
+
+def _upsample_ref(x, scale_factor=None, size=None):
+    h, w = x.shape[2:]
+    if size is not None:
+        return R.upsample_nearest2d_ref(x, size)
+    sf = scale_factor if isinstance(scale_factor, tuple) else (scale_factor, scale_factor)
+    sf = (float(sf[0]), float(sf[1]))
+    return R.upsample_nearest2d_ref(x, (int(np.floor(h * sf[0])), int(np.floor(w * sf[1]))), sf)
+
+
+# ------------------------------------------------------------------------------ dense ops
+@st.composite
+def linear_cases(draw):
+    rng = _seeded(draw)
+    lead = draw(st.sampled_from([(), (3,), (2, 3)]))
+    fin, fout = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    b = rng.standard_normal(fout) if draw(st.booleans()) else None
+    return Case((rng.standard_normal((*lead, fin)), rng.standard_normal((fout, fin)), b))
+
+
+@st.composite
+def away_from_zero(draw):
+    """Inputs at least 0.1 from 0, where relu-like kinks sit."""
+    rng = _seeded(draw)
+    shape = draw(st.sampled_from([(5,), (2, 3), (2, 1, 3, 2)]))
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 3.0, size=shape)
+
+
+@st.composite
+def unary_cases(draw, params=st.just({})):
+    return Case((draw(away_from_zero()),), draw(params))
+
+
+_reductions = st.sampled_from(["mean", "sum", "none"])
+
+
+@st.composite
+def loss_cases(draw, kind):
+    rng = _seeded(draw)
+    shape = draw(st.sampled_from([(4,), (2, 3), (2, 1, 2, 2)]))
+    if kind == "mse":
+        x, t = rng.standard_normal(shape), rng.standard_normal(shape)
+    elif kind == "bce":
+        x, t = rng.uniform(0.05, 0.95, shape), rng.uniform(0, 1, shape)
+    else:
+        x, t = 3 * rng.standard_normal(shape), rng.uniform(0, 1, shape)
+    inputs = (x, t)
+    if kind != "mse":
+        inputs += (rng.uniform(0.5, 2, shape) if draw(st.booleans()) else None,)
+    return Case(inputs, dict(reduction=draw(_reductions)))
+
+
+def _f(shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+OPS = [
+    OpInfo(
+        "conv2d", F.conv2d, _conv2d_ref, conv2d_cases(), rtol32=1e-4, atol32=1e-4,
+        errors=[
+            ErrorCase((_f((3, 28, 28)), _f((4, 3, 3, 3))), {}, ValueError, ("(3, 28, 28)",)),
+            ErrorCase((_f((1, 3, 8, 8)), _f((4, 16, 3, 3))), {}, ValueError,
+                      ("3 channels", "16", "(4, 16, 3, 3)")),
+            ErrorCase((_f((1, 1, 2, 2)), _f((1, 1, 5, 5))), dict(padding=1), ValueError,
+                      ("5x5", "4x4", "2x2")),
+            ErrorCase((_f((1, 1, 8, 8)), _f((1, 1, 3, 3))), dict(padding=-1), ValueError,
+                      ("padding", "-1")),
+            ErrorCase((_f((1, 1, 8, 8)), _f((1, 1, 3, 3))), dict(stride=0), ValueError,
+                      ("stride",)),
+            ErrorCase((_f((1, 1, 8, 8)), _f((2, 1, 3, 3)), _f((3,))), {}, ValueError,
+                      ("bias", "(2,)", "(3,)")),
+            ErrorCase((_f((1, 1, 8, 8)), np.zeros((1, 1, 3, 3), np.int64)), {}, TypeError,
+                      ("int64",)),
+            ErrorCase((_f((1, 1, 8, 8), np.float16), _f((1, 1, 3, 3), np.float16)), {},
+                      TypeError, ("float16",)),
+        ],
+    ),
+    OpInfo(
+        "conv_transpose2d", F.conv_transpose2d, _conv_transpose2d_ref, conv_transpose2d_cases(),
+        rtol32=1e-4, atol32=1e-4,
+        errors=[
+            ErrorCase((_f((4, 7, 7)), _f((4, 16, 2, 2))), {}, ValueError, ("(4, 7, 7)",)),
+            ErrorCase((_f((1, 8, 7, 7)), _f((4, 16, 2, 2))), {}, ValueError,
+                      ("8 channels", "(4, 16, 2, 2)")),
+            ErrorCase((_f((1, 1, 4, 4)), _f((1, 1, 3, 3))), dict(stride=2, output_padding=2),
+                      ValueError, ("output_padding", "2x2")),
+            ErrorCase((_f((1, 1, 4, 4)), _f((1, 1, 3, 3))), dict(stride=2, output_size=(20, 20)),
+                      ValueError, ("20x20", "9..10")),
+            ErrorCase((_f((1, 1, 4, 4)), _f((1, 1, 3, 3))), dict(padding=-2), ValueError,
+                      ("padding", "-2")),
+            ErrorCase((_f((1, 1, 1, 1)), _f((1, 1, 1, 1))), dict(padding=1), ValueError,
+                      ("not positive", "-1")),
+        ],
+    ),
+    OpInfo(
+        "max_pool2d", F.max_pool2d, _max_pool2d_ref, max_pool2d_cases(), rtol32=0, atol32=1e-7,
+        errors=[
+            ErrorCase((_f((16, 28, 28)), 2), {}, ValueError, ("(16, 28, 28)",)),
+            ErrorCase((_f((1, 1, 8, 8)), 2), dict(padding=2), ValueError, ("padding", "2x2")),
+            ErrorCase((_f((1, 1, 8, 8)), 2), dict(padding=-1), ValueError, ("padding", "-1")),
+            ErrorCase((_f((1, 1, 1, 1)), 3), {}, ValueError, ("3x3", "1x1")),
+        ],
+    ),
+    OpInfo(
+        "max_unpool2d", F.max_unpool2d, _max_unpool2d_ref, max_unpool2d_cases(),
+        rtol32=1e-6, atol32=1e-6,
+        errors=[
+            ErrorCase((_f((1, 1, 2, 2)), np.array([[[[0, 1], [2, 16]]]])), dict(kernel_size=2),
+                      ValueError, ("16", "4x4", "0..15")),
+            ErrorCase((_f((1, 1, 2, 2)), np.array([[[[0, 1], [2, -1]]]])), dict(kernel_size=2),
+                      ValueError, ("-1", "out of range")),
+            ErrorCase((_f((1, 1, 2, 2)), np.zeros((1, 1, 2, 3), np.int64)), dict(kernel_size=2),
+                      ValueError, ("(1, 1, 2, 3)", "(1, 1, 2, 2)")),
+            ErrorCase((_f((1, 1, 2, 2)), np.zeros((1, 1, 2, 2))), dict(kernel_size=2), TypeError,
+                      ("float64", "integer")),
+            ErrorCase((_f((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), np.int64)),
+                      dict(kernel_size=2, output_size=(6, 6)), ValueError, ("6x6", "2", "6")),
+            ErrorCase((_f((2, 2)), np.zeros((2, 2), np.int64)), dict(kernel_size=2), ValueError,
+                      ("(2, 2)",)),
+        ],
+    ),
+    OpInfo(
+        "upsample_nearest2d", F.upsample_nearest2d, _upsample_ref, upsample_cases(),
+        rtol32=0, atol32=1e-7,
+        errors=[
+            ErrorCase((_f((1, 1, 2, 2)),), dict(scale_factor=2, size=4), ValueError,
+                      ("exactly one",)),
+            ErrorCase((_f((1, 1, 2, 2)),), {}, ValueError, ("exactly one",)),
+            ErrorCase((_f((1, 1, 2, 2)),), dict(scale_factor=0), ValueError, ("scale_factor",)),
+            ErrorCase((_f((1, 1, 2, 2)),), dict(scale_factor=0.2), ValueError, ("0x0", "2x2")),
+            ErrorCase((_f((4, 7, 7)),), dict(scale_factor=2), ValueError, ("(4, 7, 7)",)),
+        ],
+    ),
+    OpInfo(
+        "linear", F.linear, R.linear_ref, linear_cases(), rtol32=1e-5, atol32=1e-5,
+        errors=[
+            ErrorCase((_f((2, 784)), _f((32, 780))), {}, ValueError, ("784", "(32, 780)")),
+            ErrorCase((_f((2, 4)), _f((3, 4)), _f((4,))), {}, ValueError, ("(3,)", "(4,)")),
+        ],
+    ),
+    OpInfo("relu", F.relu, R.relu_ref, unary_cases(), atol32=0, rtol32=0,
+           errors=[ErrorCase((np.ones(3, np.float16),), {}, TypeError, ("float16",)),
+                   ErrorCase((np.ones(3, np.int64),), {}, TypeError, ("int64",))]),
+    OpInfo("leaky_relu", F.leaky_relu, R.leaky_relu_ref,
+           unary_cases(st.fixed_dictionaries({"negative_slope": st.sampled_from([0.01, 0.2])}))),
+    OpInfo("sigmoid", F.sigmoid, R.sigmoid_ref, unary_cases()),
+    OpInfo("tanh", F.tanh, R.tanh_ref, unary_cases()),
+    OpInfo(
+        "mse_loss", F.mse_loss, R.mse_loss_ref, loss_cases("mse"),
+        errors=[
+            ErrorCase((_f((2, 3)), _f((2, 3))), dict(reduction="avg"), ValueError, ("'avg'",)),
+            ErrorCase((_f((2, 3)), _f((3, 2))), {}, ValueError, ("(3, 2)", "(2, 3)")),
+        ],
+    ),
+    OpInfo(
+        "binary_cross_entropy", F.binary_cross_entropy, R.binary_cross_entropy_ref,
+        loss_cases("bce"), constant_inputs=(2,),
+        errors=[
+            ErrorCase((np.full(3, 1.5, np.float32), _f(3)), {}, ValueError, ("[0, 1]", "1.5")),
+            ErrorCase((_f((2, 3)), _f((2, 2))), {}, ValueError, ("(2, 2)", "(2, 3)")),
+        ],
+    ),
+    OpInfo(
+        "binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits,
+        R.binary_cross_entropy_with_logits_ref, loss_cases("logits"), constant_inputs=(2,),
+        errors=[
+            ErrorCase((_f((2, 3)), _f((2, 3))), dict(reduction=None), ValueError,
+                      ("reduction",)),
+        ],
+    ),
+]
+
+OPS_BY_NAME = {op.name: op for op in OPS}
