@@ -174,7 +174,8 @@ def pool2d_geometry(op, hw, kernel, stride, padding, dilation, ceil_mode) -> Geo
             f"{op}: output size {oh}x{ow} is not positive: out = {rounding}((in + 2*padding - "
             f"dilation*(kernel - 1) - 1)/stride) + 1 = {rounding}(({h} + 2*{ph} - {dh}*({kh}-1) "
             f"- 1)/{sh}) + 1 = {oh} (height), {rounding}(({w} + 2*{pw} - {dw}*({kw}-1) - 1)/{sw})"
-            f" + 1 = {ow} (width); the input {h}x{w} is too small for this window"
+            f" + 1 = {ow} (width): the input {h}x{w} is too small for a {_fmt(kernel)} window with "
+            f"dilation {_fmt(dilation)}"
         )
     for axis, (n, k, s, p, d, out) in enumerate(((h, kh, sh, ph, dh, oh), (w, kw, sw, pw, dw, ow))):
         for o in range(out):

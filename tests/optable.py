@@ -12,8 +12,9 @@ wider than the finite-difference step), so the argmax is unique and gradcheck is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import reference as R
@@ -228,8 +229,11 @@ def away_from_zero(draw):
     return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 3.0, size=shape)
 
 
+_NO_PARAMS = st.just({})
+
+
 @st.composite
-def unary_cases(draw, params=st.just({})):
+def unary_cases(draw, params=_NO_PARAMS):
     return Case((draw(away_from_zero()),), draw(params))
 
 

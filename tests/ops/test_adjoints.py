@@ -6,7 +6,6 @@ unpool vs its gather."""
 
 import numpy as np
 from hypothesis import given
-from hypothesis import strategies as st
 from optable import (
     conv2d_cases,
     conv_transpose2d_cases,
@@ -17,8 +16,8 @@ from optable import (
 
 import npae
 import npae.functional as F
-from npae import kernels as K
 from npae import Tensor
+from npae import kernels as K
 
 
 def _dot_identity(lhs, rhs, scale):
