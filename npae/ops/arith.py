@@ -107,13 +107,15 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        ga = unbroadcast(grad * b * a ** (b - 1), a.shape) if need_a else None
-        gb = None
-        if need_b:
-            # d(a^b)/db = a^b log a; defined (as 0) where a^b is 0 too, as PyTorch does
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = np.where(out == 0, 0, grad * out * np.log(a))
-            gb = unbroadcast(gb, b.shape)
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if need_a:
+                # d(a^b)/da = b a^(b-1); 0 where b == 0 (a^0 is constant), even at a == 0
+                ga = unbroadcast(np.where(b == 0, 0, grad * b * a ** (b - 1)), a.shape)
+            if need_b:
+                # d(a^b)/db = a^b log a; taken as 0 at a == 0 for b >= 0, as PyTorch does
+                gb = unbroadcast(np.where((a == 0) & (b >= 0), 0, grad * out * np.log(a)),
+                                 b.shape)
         return ga, gb
 
 

@@ -33,7 +33,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (np.ascontiguousarray(_expand(grad, ctx.shape, ctx.axes, ctx.keepdims)),)
+        return (np.array(_expand(grad, ctx.shape, ctx.axes, ctx.keepdims)),)  # a copy, 0-d kept
 
 
 class Mean(Function):

@@ -1,0 +1,1 @@
+"""npae's benchmarks (the full suite arrives with issue 4)."""
