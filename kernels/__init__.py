@@ -11,9 +11,10 @@ twin (none yet: the CuPy backend arrives with issue 5):
 |----------------------|------------------------------------------|-------------------------------|
 |im2col / im2col_rows  |windows -> columns                        |im2col_ref                     |
 |col2im / col2im_rows  |columns -> image, overlaps summed         |col2im_ref                     |
-|conv2d_fwd            |im2col + GEMM, chunked scratch            |conv2d_ref                     |
-|conv2d_bwd_input      |GEMM + col2im (transpose convolution)     |conv_transpose2d_ref           |
-|conv2d_bwd_weight     |im2col + GEMM                             |finite differences / adjoint   |
+|conv2d_fwd            |im2col + GEMM (chunked) or direct loops   |conv2d_ref                     |
+|conv2d_bwd_input      |GEMM + col2im, or direct (= transpose conv)|conv_transpose2d_ref          |
+|conv2d_bwd_weight     |im2col + GEMM, or direct loops            |im2col_ref + matmul            |
+|conv2d_direct_*       |the direct loops, for <= 4 output channels|as conv2d_fwd/bwd above        |
 |conv_transpose2d_fwd  |conv2d_bwd_input + bias                   |conv_transpose2d_ref           |
 |max_pool2d_fwd        |max and flat argmax in one pass           |max_pool2d_ref                 |
 |max_pool2d_bwd        |scatter-add at argmax (= max_unpool2d_fwd)|max_pool2d_backward_ref        |
@@ -31,6 +32,7 @@ from .conv2d import (
     conv_transpose2d_fwd,
     plan_chunks,
 )
+from .conv2d_direct import conv2d_direct_bwd_input, conv2d_direct_bwd_weight, conv2d_direct_fwd
 from .im2col import col2im, col2im_rows, im2col, im2col_rows
 from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
 from .max_unpool2d import max_unpool2d_bwd, max_unpool2d_fwd
@@ -47,6 +49,9 @@ __all__ = [
     "conv2d_bwd_input",
     "conv2d_bwd_weight",
     "conv_transpose2d_fwd",
+    "conv2d_direct_fwd",
+    "conv2d_direct_bwd_input",
+    "conv2d_direct_bwd_weight",
     "max_pool2d_fwd",
     "max_pool2d_bwd",
     "max_unpool2d_fwd",

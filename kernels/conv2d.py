@@ -14,9 +14,22 @@ see large arrays; the index work is in the jitted ``im2col_rows``/``col2im_rows`
 
 import numpy as np
 
+from .conv2d_direct import conv2d_direct_bwd_input, conv2d_direct_bwd_weight, conv2d_direct_fwd
 from .im2col import col2im_rows, im2col_rows
 
 DEFAULT_MAX_SCRATCH = 64 * 2**20
+
+# With this many output channels or fewer, the GEMM is too thin to pay for im2col's copy and
+# the direct loops (conv2d_direct.py) win; above it, im2col + GEMM wins.
+DIRECT_MAX_CHANNELS = 4
+
+
+def _use_direct(method, channels):
+    if method is None:
+        return channels <= DIRECT_MAX_CHANNELS
+    if method not in ("direct", "im2col"):
+        raise ValueError(f"method must be None, 'direct' or 'im2col', got {method!r}")
+    return method == "direct"
 
 
 def plan_chunks(n, k, oh, ow, itemsize, max_scratch):
@@ -35,10 +48,19 @@ def _chunks(n, oh, nb, rows):
             yield s, min(s + nb, n), oy0, min(oy0 + rows, oh)
 
 
-def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_SCRATCH):
-    """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow)."""
+def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_SCRATCH,
+               method=None):
+    """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow).
+
+    ``method``: 'im2col', 'direct', or None to pick by the number of output channels.
+    """
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
+    if _use_direct(method, o):
+        y = conv2d_direct_fwd(x, w, sh, sw, ph, pw, dh, dw, oh, ow)
+        if b is not None:
+            y += b.reshape(1, o, 1, 1)
+        return y
     k = c * kh * kw
     w2 = w.reshape(o, k)
     y = np.empty((n, o, oh * ow), dtype=x.dtype)
@@ -52,10 +74,13 @@ def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_
     return y.reshape(n, o, oh, ow)
 
 
-def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH):
+def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
+                     method=None):
     """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
+    if _use_direct(method, o):
+        return conv2d_direct_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw)
     k = c * kh * kw
     w2t = w.reshape(o, k).T
     gy3 = gy.reshape(n, o, oh * ow)
@@ -67,10 +92,13 @@ def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_M
     return gx
 
 
-def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH):
+def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
+                      method=None):
     """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
     n, c = x.shape[:2]
     _, o, oh, ow = gy.shape
+    if _use_direct(method, o):
+        return conv2d_direct_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw)
     k = c * kh * kw
     gy3 = gy.reshape(n, o, oh * ow)
     gw = np.zeros((o, k), dtype=x.dtype)
@@ -83,13 +111,13 @@ def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT
 
 
 def conv_transpose2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow,
-                         max_scratch=DEFAULT_MAX_SCRATCH):
+                         max_scratch=DEFAULT_MAX_SCRATCH, method=None):
     """x (N, Cin, H, W), w (Cin, Cout, kh, kw), b (Cout,) or None -> y (N, Cout, oh, ow).
 
     Every input pixel scales the kernel onto the output and overlaps are summed: that is the
     input-gradient of a convolution from (oh, ow) down to (H, W) with the same weight.
     """
-    y = conv2d_bwd_input(x, w, oh, ow, sh, sw, ph, pw, dh, dw, max_scratch)
+    y = conv2d_bwd_input(x, w, oh, ow, sh, sw, ph, pw, dh, dw, max_scratch, method)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
     return y

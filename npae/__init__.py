@@ -10,6 +10,7 @@
 
 from npae.config import max_scratch_bytes, set_max_scratch_bytes
 from npae.gradcheck import GradcheckError, adjoint_check, gradcheck
+from npae.random import manual_seed
 from npae.tensor import Context, Function, Tensor, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
@@ -25,4 +26,5 @@ __all__ = [
     "GradcheckError",
     "max_scratch_bytes",
     "set_max_scratch_bytes",
+    "manual_seed",
 ]

@@ -65,17 +65,21 @@ def test_col2im_rows_adds_each_window_back(dtype, case, data):
     np.testing.assert_allclose(jitted, ref, **_tol(dtype))
 
 
+METHODS = st.sampled_from(["im2col", "direct"])
+
+
 @DTYPES
-@given(case=conv2d_cases(), scratch=st.sampled_from([64 * 2**20, 1]))
-def test_conv2d_fwd_and_grads(dtype, case, scratch):
+@given(case=conv2d_cases(), scratch=st.sampled_from([64 * 2**20, 1]), method=METHODS)
+def test_conv2d_fwd_and_grads(dtype, case, scratch, method):
     x, w, b = (None if v is None else v.astype(dtype) for v in case.inputs)
     g = _geometry(case)
-    y = K.conv2d_fwd(x, w, b, *g[2:], max_scratch=scratch)
+    y = K.conv2d_fwd(x, w, b, *g[2:], max_scratch=scratch, method=method)
     ref = R.conv2d_ref(x, w, b, g[2:4], g[4:6], g[6:8])
     np.testing.assert_allclose(y, ref, **_tol(dtype))
 
     gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
-    gx = K.conv2d_bwd_input(gy, w, x.shape[2], x.shape[3], *g[2:8], max_scratch=scratch)
+    gx = K.conv2d_bwd_input(gy, w, x.shape[2], x.shape[3], *g[2:8], max_scratch=scratch,
+                            method=method)
     # grad-input of a conv is the transpose conv of gy; output_padding recovers the exact size
     base = [(y.shape[2 + a] - 1) * g[2 + a] - 2 * g[4 + a] + g[6 + a] * (g[a] - 1) + 1
             for a in range(2)]
@@ -83,7 +87,7 @@ def test_conv2d_fwd_and_grads(dtype, case, scratch):
     np.testing.assert_allclose(gx, R.conv_transpose2d_ref(gy, w, None, g[2:4], g[4:6], op, g[6:8]),
                                **_tol(dtype))
 
-    gw = K.conv2d_bwd_weight(x, gy, *g[:8], max_scratch=scratch)
+    gw = K.conv2d_bwd_weight(x, gy, *g[:8], max_scratch=scratch, method=method)
     cols = R.im2col_ref(x, g[0:2], g[2:4], g[4:6], g[6:8])  # (N, K, L)
     gw_ref = sum(gy[i].reshape(w.shape[0], -1).astype(np.float64) @ cols[i].T
                  for i in range(x.shape[0])).reshape(w.shape)
@@ -91,13 +95,30 @@ def test_conv2d_fwd_and_grads(dtype, case, scratch):
 
 
 @DTYPES
-@given(case=conv_transpose2d_cases(), scratch=st.sampled_from([64 * 2**20, 1]))
-def test_conv_transpose2d_fwd(dtype, case, scratch):
+@given(case=conv_transpose2d_cases(), scratch=st.sampled_from([64 * 2**20, 1]), method=METHODS)
+def test_conv_transpose2d_fwd(dtype, case, scratch, method):
     x, w, b = (None if v is None else v.astype(dtype) for v in case.inputs)
     s, p, op, d = (case.params[k] for k in ("stride", "padding", "output_padding", "dilation"))
     ref = R.conv_transpose2d_ref(x, w, b, s, p, op, d)
-    y = K.conv_transpose2d_fwd(x, w, b, *s, *p, *d, *ref.shape[2:], max_scratch=scratch)
+    y = K.conv_transpose2d_fwd(x, w, b, *s, *p, *d, *ref.shape[2:], max_scratch=scratch,
+                               method=method)
     np.testing.assert_allclose(y, ref, **_tol(dtype))
+
+
+@DTYPES
+@given(case=conv2d_cases())
+def test_direct_conv_kernels_match_their_py_func(dtype, case):
+    x, w, _ = (None if v is None else v.astype(dtype) for v in case.inputs)
+    g = _geometry(case)
+    y = K.conv2d_direct_fwd(x, w, *g[2:])
+    np.testing.assert_allclose(y, K.conv2d_direct_fwd.py_func(x, w, *g[2:]), **_tol(dtype))
+    gy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
+    args = (gy, w, x.shape[2], x.shape[3], *g[2:8])
+    np.testing.assert_allclose(K.conv2d_direct_bwd_input(*args),
+                               K.conv2d_direct_bwd_input.py_func(*args), **_tol(dtype))
+    args = (x, gy, *g[:8])
+    np.testing.assert_allclose(K.conv2d_direct_bwd_weight(*args),
+                               K.conv2d_direct_bwd_weight.py_func(*args), **_tol(dtype))
 
 
 def _pool_args(case):
@@ -217,7 +238,7 @@ def test_conv_scratch_stays_within_the_limit(monkeypatch):
     for n, limit in ((64, 10 * per_image), (7, per_image), (3, per_image // 4), (2, 1)):
         sizes.clear()
         x = rng.standard_normal((n, 3, 16, 16)).astype(np.float32)
-        y = K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, 16, 16, max_scratch=limit)
+        y = K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, 16, 16, max_scratch=limit, method="im2col")
         row_bytes = 3 * 9 * 16 * 4  # one output row of one image: the smallest chunk there is
         assert max(sizes) <= max(limit, row_bytes), (n, limit, max(sizes))
         whole = K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, 16, 16, max_scratch=2**40)
