@@ -14,7 +14,7 @@ twin (none yet: the CuPy backend arrives with issue 5):
 |conv2d_fwd            |im2col + GEMM (chunked) or direct loops   |conv2d_ref                     |
 |conv2d_bwd_input      |GEMM + col2im, or direct (= transpose conv)|conv_transpose2d_ref          |
 |conv2d_bwd_weight     |im2col + GEMM, or direct loops            |im2col_ref + matmul            |
-|conv2d_direct_*       |the direct loops, for <= 4 output channels|as conv2d_fwd/bwd above        |
+|conv2d_direct_*       |direct loops: 1 output channel, long window|as conv2d_fwd/bwd above        |
 |conv_transpose2d_fwd  |conv2d_bwd_input + bias                   |conv_transpose2d_ref           |
 |max_pool2d_fwd        |max and flat argmax in one pass           |max_pool2d_ref                 |
 |max_pool2d_bwd        |scatter-add at argmax (= max_unpool2d_fwd)|max_pool2d_backward_ref        |

@@ -4,9 +4,10 @@
     idx[n, c, oy, ox] = row * W + col     (flat within the H x W input plane, PyTorch's format)
 
 Ties: the first maximum in window scan order (i, then j) wins, because only a strictly larger
-value replaces the current best. A NaN counts as the maximum (the first NaN wins), so NaNs
-propagate as in PyTorch. Padding is never chosen. The backward routes each gradient to exactly
-the saved index: it is max_unpool2d's forward (a scatter-add into the input plane).
+value replaces the current best. A NaN counts as the maximum, so NaN values propagate as in
+PyTorch; its index is the first NaN's (PyTorch's CPU kernel keeps the last). Padding is never
+chosen. The backward routes each gradient to exactly the saved index: it is max_unpool2d's
+forward (a scatter-add into the input plane).
 """
 
 import numpy as np

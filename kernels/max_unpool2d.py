@@ -4,8 +4,8 @@
 
 Duplicate indices (from overlapping pooling windows) are summed, in scan order, so the result is
 deterministic; the backward is then the matching gather gx = gy.flat[idx]. Indices must already
-be checked to lie in [0, oh*ow): the op does that at entry. A negative index (a pooling window
-that saw only padding) is skipped.
+be checked to lie in [0, oh*ow): the op does that at entry (Numba does not bounds-check, so a
+wrong index would write outside the array). As a last guard a negative index is skipped.
 """
 
 import numpy as np

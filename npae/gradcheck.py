@@ -8,8 +8,10 @@
 * large problems: random projections. For a random output weighting v, backward gives
   g = J^T v; it is compared element by element on a sample of input elements
   ((<v, f(x + eps e_j)> - <v, f(x - eps e_j)>) / (2 eps)) and along random directions u
-  (<g, u> against (<v, f(x + eps u)> - <v, f(x - eps u)>) / (2 eps)), so a wrong factor anywhere
-  shows up even in elements the sample missed.
+  (<g, u> against (<v, f(x + eps u)> - <v, f(x - eps u)>) / (2 eps)). A wrong factor on the
+  whole gradient always shows up; a single wrong element of a large input can hide from both
+  (only it and its share of a direction differ), so pin element-level rules on inputs small
+  enough for the full Jacobian.
 
 ``adjoint_check`` is the dot-product test for linear maps: <A x, y> = <x, A^T y>.
 """
@@ -90,7 +92,7 @@ def _analytic(fn, values, checked, v):
     args, out = _call(fn, values, checked)
     if not out.requires_grad:
         return [np.zeros_like(values[i]) for i in checked]
-    out.backward(v)
+    out.backward(v, retain_graph=True)
     return [args[i].grad if args[i].grad is not None else np.zeros_like(values[i])
             for i in checked]
 

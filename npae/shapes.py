@@ -46,6 +46,23 @@ def check_4d(op: str, name: str, shape: tuple[int, ...], layout: str = "(N, C, H
         raise ValueError(f"{op}: expected a 4-D {name} {layout}, got shape {tuple(shape)}")
 
 
+def _size_arg(op, output_size) -> tuple[int, int]:
+    """output_size as (H, W): from an int, (H, W), or (N, C, H, W) like PyTorch's."""
+    if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
+        return int(output_size), int(output_size)
+    try:
+        size = tuple(int(v) for v in output_size)
+    except TypeError:
+        raise TypeError(
+            f"{op}: output_size must be (H, W) or (N, C, H, W), got {output_size!r}"
+        ) from None
+    if len(size) == 4:
+        size = size[2:]
+    if len(size) != 2:
+        raise ValueError(f"{op}: output_size must be (H, W) or (N, C, H, W), got {output_size}")
+    return size
+
+
 def _fmt(pair_: tuple[int, int]) -> str:
     return f"{pair_[0]}x{pair_[1]}"
 
@@ -112,13 +129,7 @@ def conv_transpose2d_geometry(
     base = (conv_transpose2d_out(h, kh, sh, ph, dh, 0), conv_transpose2d_out(w, kw, sw, pw, dw, 0))
     limit = (max(sh, dh), max(sw, dw))  # output_padding must be smaller than stride or dilation
     if output_size is not None:
-        size = tuple(int(v) for v in output_size)
-        if len(size) == 4:
-            size = size[2:]
-        if len(size) != 2:
-            raise ValueError(
-                f"{op}: output_size must be (H, W) or (N, C, H, W), got {tuple(output_size)}"
-            )
+        size = _size_arg(op, output_size)
         output_padding = (size[0] - base[0], size[1] - base[1])
         for axis, name in ((0, "height"), (1, "width")):
             if not 0 <= output_padding[axis] < limit[axis]:
@@ -178,6 +189,8 @@ def pool2d_geometry(op, hw, kernel, stride, padding, dilation, ceil_mode) -> Geo
             f"dilation {_fmt(dilation)}"
         )
     for axis, (n, k, s, p, d, out) in enumerate(((h, kh, sh, ph, dh, oh), (w, kw, sw, pw, dw, ow))):
+        if d == 1:
+            continue  # padding <= k // 2 already puts a real pixel in every undilated window
         for o in range(out):
             taps = [o * s - p + t * d for t in range(k)]
             if not any(0 <= r < n for r in taps):
@@ -203,13 +216,7 @@ def unpool2d_size(op, hw, kernel, stride, padding, output_size=None) -> tuple[in
     if output_size is None:
         size = default
     else:
-        size = tuple(int(v) for v in output_size)
-        if len(size) == 4:
-            size = size[2:]
-        if len(size) != 2:
-            raise ValueError(
-                f"{op}: output_size must be (H, W) or (N, C, H, W), got {tuple(output_size)}"
-            )
+        size = _size_arg(op, output_size)
         for axis, (name, s) in enumerate((("height", sh), ("width", sw))):
             lo, hi = default[axis] - s, default[axis] + s
             if not lo < size[axis] < hi:

@@ -61,8 +61,10 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         elif not isinstance(data, np.ndarray):
+            # Python numbers and lists default to float32; a NumPy scalar keeps its dtype
+            numpy_scalar = isinstance(data, np.generic)
             data = np.asarray(data)
-            if data.dtype == np.float64:
+            if data.dtype == np.float64 and not numpy_scalar:
                 data = data.astype(np.float32)
         self.data = data
         self.grad = None
@@ -90,6 +92,10 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         return self.data
 
+    def __array__(self, dtype=None, copy=None):
+        # np.asarray(tensor) gives the data (not an object array of 0-d Tensors)
+        return self.data if dtype is None else self.data.astype(dtype)
+
     def item(self):
         return self.data.item()
 
@@ -98,10 +104,13 @@ class Tensor:
         return Tensor(self.data)
 
     # ----------------------------------------------------------------- the engine
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) . grad into every leaf's ``.grad``.
 
         ``grad`` has this tensor's shape; it may be omitted for a single-element tensor (a loss).
+        As in PyTorch, each node drops what it saved for backward once used (so a training loop
+        holds one graph's activations at a time); ``retain_graph=True`` keeps them for another
+        backward pass through the same graph.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -125,7 +134,7 @@ class Tensor:
         if self._node is None:
             _accumulate_leaf(self, grad)
             return
-        _run_backward(self._node, self._index, grad)
+        _run_backward(self._node, self._index, grad, retain_graph)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
@@ -184,11 +193,14 @@ class Tensor:
 
     clamp = clip
 
-    def sum(self, axis=None, keepdims=False):
-        return _ops.sum(self, axis, keepdims)
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Sum over ``axis`` (NumPy's name) or ``dim`` (PyTorch's); all axes by default."""
+        return _ops.sum(self, _pick(axis, dim, "axis", "dim"),
+                        _pick(keepdims, keepdim, "keepdims", "keepdim", unset=False))
 
-    def mean(self, axis=None, keepdims=False):
-        return _ops.mean(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return _ops.mean(self, _pick(axis, dim, "axis", "dim"),
+                         _pick(keepdims, keepdim, "keepdims", "keepdim", unset=False))
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -206,6 +218,8 @@ class Tensor:
         """PyTorch's transpose: swap two dimensions (with none given, reverse them all)."""
         if dim0 is None and dim1 is None:
             return _ops.permute(self, tuple(reversed(range(self.ndim))))
+        if dim0 is None or dim1 is None:
+            raise TypeError("transpose(dim0, dim1) swaps two dimensions: give both (or neither)")
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return _ops.permute(self, tuple(dims))
@@ -213,6 +227,15 @@ class Tensor:
     @property
     def T(self):
         return self.transpose()
+
+
+def _pick(numpy_value, torch_value, numpy_name, torch_name, unset=None):
+    """Accept either NumPy's or PyTorch's spelling of an argument, not both."""
+    if torch_value is None:
+        return numpy_value
+    if numpy_value is not unset:
+        raise TypeError(f"give {numpy_name} or {torch_name}, not both")
+    return torch_value
 
 
 class Context:
@@ -335,7 +358,7 @@ def _topological_order(root: _Node) -> list[_Node]:
     return order
 
 
-def _run_backward(root: _Node, index: int, grad: np.ndarray) -> None:
+def _run_backward(root: _Node, index: int, grad: np.ndarray, retain_graph: bool) -> None:
     order = _topological_order(root)
     pending = {id(root): [None] * len(root.outputs_meta)}
     pending[id(root)][index] = grad
@@ -347,7 +370,14 @@ def _run_backward(root: _Node, index: int, grad: np.ndarray) -> None:
             if grads[k] is None and dtype in FLOAT_DTYPES:
                 grads[k] = np.zeros(shape, dtype)
         name = node.function.__name__
+        if node.ctx is None:
+            raise RuntimeError(
+                f"backward through {name} a second time: its saved arrays were freed by the "
+                f"first backward; pass retain_graph=True to the first one to keep them"
+            )
         in_grads = node.function.backward(node.ctx, *grads)
+        if not retain_graph:
+            node.ctx = None  # free the saved activations now, not when the graph is dropped
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         if len(in_grads) != len(node.inputs):
@@ -358,7 +388,7 @@ def _run_backward(root: _Node, index: int, grad: np.ndarray) -> None:
         for i, (t, g) in enumerate(zip(node.inputs, in_grads, strict=True)):
             if t is None or g is None:
                 continue
-            g = np.asarray(g)
+            g = np.asarray(g.data if isinstance(g, Tensor) else g)
             if g.shape != t.shape:
                 raise RuntimeError(
                     f"{name}.backward returned a gradient of shape {g.shape} for input {i} "

@@ -777,12 +777,41 @@ def test_leaf_grad_accumulates_across_backward_calls():
     assert_allclose(x.grad, [2.0, 4.0])
 
 
-def test_backward_twice_on_the_same_graph_accumulates():
+def test_backward_twice_on_the_same_graph_accumulates_with_retain_graph():
     x = _leaf([1.0, 2.0])
     y = (x * 3.0).sum()
-    y.backward()
+    y.backward(retain_graph=True)
     y.backward()
     assert_allclose(x.grad, [6.0, 6.0])
+
+
+def test_backward_frees_saved_arrays_and_a_second_pass_says_why_it_fails():
+    x = _leaf([1.0, 2.0])
+    h = x * x
+    y = h.sum()
+    y.backward()
+    assert h._node.ctx is None  # the activations saved for backward are gone
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+    assert_allclose(x.grad, [2.0, 4.0])
+
+
+def test_tensor_converts_to_an_ndarray_and_keeps_numpy_scalar_dtypes():
+    t = Tensor(np.arange(3.0))
+    assert np.asarray(t).dtype == np.float64
+    assert np.array_equal(np.asarray(t), [0.0, 1.0, 2.0])
+    assert Tensor(np.float64(1.5)).dtype == np.float64
+    assert Tensor(1.5).dtype == np.float32
+
+
+def test_sum_and_mean_accept_pytorch_argument_names():
+    x = _leaf(np.arange(6.0).reshape(2, 3))
+    assert_array_equal(x.sum(dim=1).data, [3.0, 12.0])
+    assert x.mean(dim=0, keepdim=True).shape == (1, 3)
+    with pytest.raises(TypeError, match="not both"):
+        x.sum(axis=0, dim=0)
+    with pytest.raises(TypeError, match="both"):
+        x.transpose(0)
 
 
 def test_backward_on_a_leaf_itself():

@@ -16,6 +16,22 @@ def same_float_dtype(op: str, **named) -> None:
         raise TypeError(f"{op}: inputs must share one dtype, but {listed}")
 
 
+def check_groups(op: str, groups) -> None:
+    if groups != 1:
+        raise ValueError(f"{op}: groups={groups} is not implemented; npae supports groups=1")
+
+
+def check_channels(op: str, input_shape, weight_shape) -> None:
+    """No empty channel axis: a convolution over zero channels is almost surely a bug."""
+    if len(input_shape) == 4 and len(weight_shape) == 4 and (
+        min(input_shape[1], weight_shape[0], weight_shape[1]) == 0
+    ):
+        raise ValueError(
+            f"{op}: zero channels (input shape {tuple(input_shape)}, weight shape "
+            f"{tuple(weight_shape)})"
+        )
+
+
 def check_reduction(op: str, reduction: str) -> None:
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")

@@ -4,7 +4,7 @@ import numpy as np
 
 from npae.backend import kernels_for
 from npae.config import max_scratch_bytes
-from npae.ops._checks import array_of, same_float_dtype
+from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
 from npae.shapes import check_4d, conv2d_geometry, pair
 from npae.tensor import Function
 
@@ -38,14 +38,15 @@ class Conv2d(Function):
         return gx, gw, gb
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (PyTorch's cross-correlation).
 
     Shapes: x (N, C, H, W), weight (O, C, kH, kW), bias (O,) or None -> (N, O, oH, oW) with
 
         oH = floor((H + 2*padding - dilation*(kH - 1) - 1) / stride) + 1   (and oW alike)
 
-    stride, padding and dilation are ints or (h, w) pairs. A strided convolution is a learned
+    stride, padding and dilation are ints or (h, w) pairs; ``groups`` (PyTorch's 7th argument)
+    must be 1, the only value npae implements. A strided convolution is a learned
     downsampling: a 3x3 kernel with stride 2 and padding 1 turns 4x4 into 2x2
     (floor((4 + 2 - 2 - 1)/2) + 1 = 2).
 
@@ -56,6 +57,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     xs, ws = array_of(x).shape, array_of(weight).shape
     check_4d(op, "input", xs)
     check_4d(op, "weight", ws, "(out_channels, in_channels, kH, kW)")
+    check_groups(op, groups)
+    check_channels(op, xs, ws)
     if xs[1] != ws[1]:
         raise ValueError(
             f"conv2d: input has {xs[1]} channels but weight expects {ws[1]} "

@@ -4,7 +4,7 @@ import numpy as np
 
 from npae.backend import kernels_for
 from npae.config import max_scratch_bytes
-from npae.ops._checks import array_of, same_float_dtype
+from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
 from npae.shapes import check_4d, conv_transpose2d_geometry, pair
 from npae.tensor import Function
 
@@ -41,8 +41,8 @@ class ConvTranspose2d(Function):
         return gx, gw, gb
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1,
-                     output_size=None):
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, output_size=None):
     """2-D transposed convolution ("deconvolution"), the adjoint of conv2d.
 
     Shapes: x (N, Cin, H, W), weight (Cin, Cout, kH, kW) (PyTorch's layout), bias (Cout,) or None
@@ -52,7 +52,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
     ``output_padding`` adds no zeros: a strided conv2d maps several sizes onto one, and
     output_padding (0 <= output_padding < max(stride, dilation)) picks which one comes back.
-    ``output_size=(oH, oW)`` solves for it instead and says which sizes are reachable.
+    ``output_size=(oH, oW)`` (keyword only) solves for it instead and says which sizes are
+    reachable. The positional order is PyTorch's, ``groups`` included (only 1 is implemented).
 
     A 2x2 input through a 3x3, stride-2 kernel gives 5x5; the pixels where two scaled kernels
     overlap hold the sum of both:
@@ -65,6 +66,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     xs, ws = array_of(x).shape, array_of(weight).shape
     check_4d(op, "input", xs)
     check_4d(op, "weight", ws, "(in_channels, out_channels, kH, kW)")
+    check_groups(op, groups)
+    check_channels(op, xs, ws)
     if xs[1] != ws[0]:
         raise ValueError(
             f"conv_transpose2d: input has {xs[1]} channels but weight expects {ws[0]} "

@@ -34,9 +34,11 @@ def linear(x, weight, bias=None):
     xs, ws = array_of(x).shape, array_of(weight).shape
     if len(ws) != 2:
         raise ValueError(f"{op}: weight must be 2-D (out_features, in_features), got shape {ws}")
-    if len(xs) < 1 or xs[-1] != ws[1]:
+    if len(xs) < 1:
+        raise ValueError(f"{op}: input must be at least 1-D (..., in_features), got shape {xs}")
+    if xs[-1] != ws[1]:
         raise ValueError(
-            f"{op}: input has {xs[-1] if xs else 0} features (shape {xs}) but weight expects "
+            f"{op}: input has {xs[-1]} features (shape {xs}) but weight expects "
             f"{ws[1]} (weight shape {ws})"
         )
     if bias is not None and array_of(bias).shape != (ws[0],):

@@ -39,7 +39,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     plane (row * W + col), ready for max_unpool2d.
 
     Ties go to the first maximum in window scan order (row by row), and the backward sends the
-    whole gradient to exactly that element. A NaN counts as the maximum.
+    whole gradient to exactly that element. A NaN counts as the maximum (index: the first NaN;
+    PyTorch's CPU kernel reports the last).
 
     >>> y, idx = max_pool2d(Tensor(np.arange(16.).reshape(1, 1, 4, 4)), 2, return_indices=True)
     >>> idx.data.ravel().tolist()

@@ -69,7 +69,11 @@ def permute(x, dims):
     return Permute.apply(x, dims=tuple(dims))
 
 
+def _unwrap(index):
+    return index.data if hasattr(index, "data") and hasattr(index, "requires_grad") else index
+
+
 def getitem(x, index):
-    if hasattr(index, "data") and hasattr(index, "requires_grad"):
-        index = index.data  # a Tensor of indices
+    # Tensors of indices, alone or inside a tuple, index by their data
+    index = tuple(_unwrap(i) for i in index) if isinstance(index, tuple) else _unwrap(index)
     return GetItem.apply(x, index=index)

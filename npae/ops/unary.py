@@ -42,7 +42,8 @@ class Sqrt(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return (grad / (2 * y),)
+        with np.errstate(divide="ignore"):  # at 0 the slope is infinite, as in PyTorch
+            return (grad / (2 * y),)
 
 
 class Clip(Function):

@@ -27,8 +27,9 @@ def upsample_nearest2d(x, scale_factor=None, size=None):
 
     Shapes: x (N, C, H, W) -> (N, C, oH, oW), with either ``size`` (an int or (oH, oW)) or
     ``scale_factor`` (a number or (sh, sw)) and then oH = floor(H * sh). Output row i copies
-    input row min(floor(i * scale), H - 1), scale = 1/sh when a factor is given, else H/oH,
-    computed in float32 like PyTorch, so non-integer factors pick the same pixels.
+    input row i when oH == H, row i // 2 when oH == 2H, and otherwise row
+    min(floor(i * scale), H - 1) with scale = 1/sh when a factor is given, else H/oH, computed
+    in float32: PyTorch's rule exactly, so non-integer factors pick the same pixels.
 
     >>> upsample_nearest2d(Tensor(np.array([[[[1., 2.]]]])), scale_factor=2).data.ravel().tolist()
     [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]

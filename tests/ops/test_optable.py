@@ -9,6 +9,24 @@ from optable import OPS
 import npae
 from npae import Tensor
 
+# Convolutions have two kernel paths (im2col + GEMM, direct loops) picked by shape; the small
+# shapes drawn here would always pick one, so the conv entries run once with each path forced.
+CASES = [pytest.param(info, method, id=f"{info.name}-{method}" if method else info.name)
+         for info in OPS
+         for method in (("im2col", "direct") if info.name.startswith("conv") else (None,))]
+
+
+@pytest.fixture
+def force_conv_path(monkeypatch):
+    from npae.kernels import conv2d as conv_module
+
+    def force(method):
+        if method is not None:
+            monkeypatch.setattr(conv_module, "_use_direct",
+                                lambda requested, *shape: method == "direct")
+
+    return force
+
 
 def _as(value, dtype):
     if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
@@ -17,8 +35,10 @@ def _as(value, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("info", OPS, ids=repr)
-def test_forward_matches_reference(info, dtype):
+@pytest.mark.parametrize("info, method", CASES)
+def test_forward_matches_reference(info, method, dtype, force_conv_path):
+    force_conv_path(method)
+
     @given(info.cases)
     def check(case):
         inputs = [_as(v, dtype) for v in case.inputs]
@@ -36,8 +56,10 @@ def test_forward_matches_reference(info, dtype):
     check()
 
 
-@pytest.mark.parametrize("info", OPS, ids=repr)
-def test_gradcheck(info):
+@pytest.mark.parametrize("info, method", CASES)
+def test_gradcheck(info, method, force_conv_path):
+    force_conv_path(method)
+
     @given(info.cases)
     def check(case):
         inputs = [
