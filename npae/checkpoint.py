@@ -1,0 +1,109 @@
+"""Checkpoints: one ``.npz`` file, no pickle anywhere on the load path.
+
+Layout (all plain arrays; ``meta`` is a JSON string stored as a 0-d unicode array):
+
+    meta              {"format": "npae-checkpoint", "version": 1, "model": ..., "settings": ...,
+                       "epochs_done": ..., "history": [...], "rng_state": {...},
+                       "optimizer": {"name": "Adam", "hyper": {...}}}
+    param/<name>      every parameter, by its dotted name
+    optim/<i>/<key>   optimizer state of parameter i (moments, step counts as 0-d arrays)
+
+Writes are atomic: the file is written beside its destination, flushed to disk, then renamed
+over it, so a run killed at any moment leaves either the old checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "npae-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be read, or does not fit the model it is loaded into."""
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def save(path, model, optimizer, meta: dict) -> None:
+    arrays = {f"param/{name}": p.data for name, p in model.named_parameters()}
+    opt_state = optimizer.state_dict()
+    for i, state in enumerate(opt_state["state"]):
+        for key, value in state.items():
+            arrays[f"optim/{i}/{key}"] = np.asarray(value)
+    meta = dict(meta, format=FORMAT, version=VERSION,
+                optimizer={"name": type(optimizer).__name__, "hyper": opt_state["hyper"]})
+    arrays["meta"] = np.array(json.dumps(meta))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path) -> tuple[dict, dict, dict]:
+    """(meta, parameters by name, optimizer state dict). Reads every array now, so a truncated
+    file fails here with a clear message rather than later."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable npae checkpoint (truncated or corrupt: {err}); "
+            f"delete it and train again, or resume from another copy"
+        ) from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an npae checkpoint (format {meta.get('format')!r})")
+    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    states: dict[int, dict] = {}
+    for key, value in arrays.items():
+        if key.startswith("optim/"):
+            _, i, name = key.split("/", 2)
+            states.setdefault(int(i), {})[name] = int(value) if value.ndim == 0 else value
+    optim = {"hyper": meta["optimizer"]["hyper"],
+             "state": [states.get(i, {}) for i in range(len(params))]}
+    return meta, params, optim
+
+
+def restore(path, model, optimizer=None, expect_model: str | None = None) -> dict:
+    """Load a checkpoint into ``model`` (and ``optimizer``); returns its meta."""
+    meta, params, optim = load(path)
+    if expect_model is not None and meta.get("model") != expect_model:
+        raise CheckpointError(
+            f"{path} holds a {meta.get('model')!r} model, not {expect_model!r}"
+        )
+    try:
+        model.load_state_dict(params)
+        if optimizer is not None:
+            optimizer.load_state_dict(optim)
+    except ValueError as err:
+        raise CheckpointError(f"{path} does not fit this model: {err}") from None
+    return meta

@@ -1,0 +1,236 @@
+"""Training and evaluation of the article's autoencoders on MNIST.
+
+``train(model_name, out_dir, ...)`` runs Adam over the 50,000 training digits, shows a progress
+bar per epoch, scores the 10,000 validation digits after each epoch, writes
+``out_dir/checkpoint.npz`` and ``out_dir/metrics.json`` after each epoch and the test loss at the
+end. Everything random is derived from ``seed`` (the shuffle and the noise of epoch e from
+(seed, e); the VAE's sampling from npae's generator, whose state each checkpoint carries), so a
+run resumed from its last checkpoint continues bit for bit as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import npae
+from npae import checkpoint, models
+from npae.data import add_noise, batches, mnist, num_batches, to_float
+from npae.optim import Adam
+from npae.random import get_state, manual_seed, set_state
+from npae.tensor import Tensor, no_grad
+
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.json"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss, a checkpoint that does not fit)."""
+
+
+@dataclass
+class Settings:
+    model: str
+    epochs: int = 2
+    batch_size: int = 128
+    lr: float = 1e-3
+    noise: float = 0.0
+    seed: int = 0
+
+    def check(self):
+        if self.model not in models.MODELS:
+            raise ValueError(
+                f"unknown model {self.model!r}; choose one of: {', '.join(models.MODELS)}"
+            )
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        if self.noise < 0:
+            raise ValueError(f"noise factor must be >= 0, got {self.noise}")
+        return self
+
+
+@dataclass
+class Data:
+    """float32 images (N, 1, 28, 28) in [0, 1) for each split."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    @classmethod
+    def mnist(cls, progress=True):
+        d = mnist(progress=progress)
+        return cls(to_float(d.train.images), to_float(d.val.images), to_float(d.test.images))
+
+
+def _noise_rng(seed, epoch, purpose):
+    return np.random.default_rng([seed, epoch, purpose])
+
+
+def evaluate(model, images, noise=0.0, seed=0, batch_size=1000) -> float:
+    """Mean loss over ``images`` (noisy inputs from a fixed stream when noise > 0), with the
+    VAE's sampling drawn from a generator seeded by ``seed``: the same seed, the same number.
+    npae's global generator is left as it was."""
+    saved = get_state()
+    manual_seed(seed)
+    noise_rng = _noise_rng(seed, 0, 2)
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with no_grad():
+            for (xb,) in batches((images,), batch_size):
+                x_in = add_noise(xb, noise, noise_rng) if noise else xb
+                loss = model.loss(Tensor(x_in), Tensor(xb)).item()
+                total += loss * len(xb)
+                count += len(xb)
+    finally:
+        set_state(saved)
+        model.train()
+    return total / count
+
+
+def _write_json(path, obj):
+    text = json.dumps(obj, indent=2) + "\n"
+    checkpoint.atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def train(settings: Settings, out_dir, resume=False, data: Data | None = None, progress=True,
+          log=None):
+    """Train ``settings.model``; returns the metrics dict also written to metrics.json."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    settings.check()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT
+
+    model = None
+    history, start_epoch = [], 0
+    if resume and ckpt_path.exists():
+        meta, _, _ = checkpoint.load(ckpt_path)
+        saved = Settings(**meta["settings"])
+        if meta["model"] != settings.model:
+            raise TrainingError(
+                f"{ckpt_path} holds a {meta['model']!r} model; cannot resume it as "
+                f"{settings.model!r}"
+            )
+        changed = [k for k in ("batch_size", "lr", "noise", "seed")
+                   if getattr(saved, k) != getattr(settings, k)]
+        if changed:
+            raise TrainingError(
+                f"cannot resume {ckpt_path} with different settings ("
+                + ", ".join(f"{k}: {getattr(saved, k)} in the checkpoint, {getattr(settings, k)}"
+                            f" now" for k in changed)
+                + "); only --epochs may change"
+            )
+        model = models.create(settings.model)
+        opt = Adam(model.parameters(), lr=settings.lr)
+        meta = checkpoint.restore(ckpt_path, model, opt, expect_model=settings.model)
+        set_state(meta["rng_state"])
+        history, start_epoch = meta["history"], meta["epochs_done"]
+        log(f"npae: resuming {settings.model} from {ckpt_path} after epoch {start_epoch}")
+    elif resume:
+        log(f"npae: no checkpoint in {out}; starting from scratch")
+    if model is None:
+        manual_seed(settings.seed)
+        model = models.create(settings.model)
+        opt = Adam(model.parameters(), lr=settings.lr)
+
+    data = data or Data.mnist(progress=progress)
+    n_train = len(data.train)
+    steps = num_batches(n_train, settings.batch_size, drop_last=False)
+    wall_start = time.perf_counter()
+    for epoch in range(start_epoch, settings.epochs):
+        t0 = time.perf_counter()
+        noise_rng = _noise_rng(settings.seed, epoch, 1)
+        losses = []
+        bar = tqdm(total=steps, desc=f"{settings.model} epoch {epoch + 1}/{settings.epochs}",
+                   unit="batch", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+                   leave=True, mininterval=0.5)
+        seen = 0
+        try:
+            for step, (xb,) in enumerate(batches((data.train,), settings.batch_size, shuffle=True,
+                                                 seed=settings.seed, epoch=epoch)):
+                x_in = add_noise(xb, settings.noise, noise_rng) if settings.noise else xb
+                opt.zero_grad()
+                loss = model.loss(Tensor(x_in), Tensor(xb))
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingError(
+                        f"the loss became {value} at epoch {epoch + 1}, step {step + 1} of "
+                        f"{steps}: training stopped (try a smaller --lr); the last good "
+                        f"checkpoint is {ckpt_path if ckpt_path.exists() else 'not written yet'}"
+                    )
+                loss.backward()
+                opt.step()
+                losses.append(value)
+                seen += len(xb)
+                bar.update(1)
+                if step % 10 == 0 or step == steps - 1:
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", img_s=f"{rate:,.0f}")
+        finally:
+            bar.close()
+        train_time = time.perf_counter() - t0
+        val_loss = evaluate(model, data.val, settings.noise, settings.seed)
+        history.append({
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": val_loss,
+            "train_seconds": train_time,
+            "images_per_s": seen / train_time,
+        })
+        log(f"npae: {settings.model} epoch {epoch + 1}: train loss {history[-1]['train_loss']:.5f}"
+            f", validation loss {val_loss:.5f}, {seen / train_time:,.0f} images/s")
+        checkpoint.save(ckpt_path, model, opt, {
+            "model": settings.model, "settings": asdict(settings), "epochs_done": epoch + 1,
+            "history": history, "rng_state": get_state(), "npae_version": npae.__version__,
+        })
+        _write_json(out / METRICS, _metrics(settings, model, history, None, ckpt_path))
+
+    test_loss = evaluate(model, data.test, settings.noise, settings.seed)
+    log(f"npae: {settings.model} test loss {test_loss:.5f} ({len(data.test):,} test images)")
+    metrics = _metrics(settings, model, history, test_loss, ckpt_path,
+                       wall=time.perf_counter() - wall_start)
+    _write_json(out / METRICS, metrics)
+    return metrics, model
+
+
+def _metrics(settings, model, history, test_loss, ckpt_path, wall=None):
+    train_seconds = sum(h["train_seconds"] for h in history)
+    images = sum(h["images_per_s"] * h["train_seconds"] for h in history)
+    return {
+        "model": settings.model,
+        "settings": asdict(settings),
+        "parameters": model.num_parameters(),
+        "epochs": history,
+        "test_loss": test_loss,
+        "wall_time_s": wall,
+        "train_seconds": train_seconds,
+        "images_per_s": images / train_seconds if train_seconds else None,
+        "checkpoint": str(ckpt_path),
+    }
+
+
+def load_model(ckpt_path):
+    """(model, meta) from a checkpoint written by train()."""
+    meta, _, _ = checkpoint.load(ckpt_path)
+    name = meta.get("model")
+    if name not in models.MODELS:
+        raise checkpoint.CheckpointError(f"{ckpt_path}: unknown model {name!r}")
+    model = models.create(name)
+    checkpoint.restore(ckpt_path, model, expect_model=name)
+    return model, meta
+
+
+__all__ = ["Settings", "Data", "train", "evaluate", "load_model", "TrainingError"]

@@ -1,0 +1,191 @@
+"""Training, checkpoints and the CLI, on small synthetic data (the real MNIST run is in
+test_data.py and the demo)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from npae import checkpoint, cli, models
+from npae import train as T
+from npae.checkpoint import CheckpointError
+
+
+def _synthetic(n_train=192, n_eval=64, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def images(n):  # k/256 values, like MNIST
+        return (rng.integers(0, 256, size=(n, 1, 28, 28)) / 256).astype(np.float32)
+
+    return T.Data(images(n_train), images(n_eval), images(n_eval))
+
+
+def _params(model):
+    return {name: p.data.copy() for name, p in model.named_parameters()}
+
+
+def _same_params(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def _history_without_timing(metrics):
+    return [{k: v for k, v in h.items() if k not in ("train_seconds", "images_per_s")}
+            for h in metrics["epochs"]]
+
+
+def test_train_writes_metrics_and_a_checkpoint(tmp_path):
+    data = _synthetic()
+    settings = T.Settings("linear", epochs=2, batch_size=64)
+    metrics, model = T.train(settings, tmp_path, data=data, progress=False)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["test_loss"] == pytest.approx(metrics["test_loss"])
+    assert np.isfinite(written["test_loss"])
+    assert [h["epoch"] for h in written["epochs"]] == [1, 2]
+    for h in written["epochs"]:
+        assert {"train_loss", "val_loss", "images_per_s"} <= h.keys()
+    assert written["settings"]["model"] == "linear"
+    assert written["parameters"] == model.num_parameters() == 784 * 32 + 32 + 32 * 784 + 784
+    meta, params, _ = checkpoint.load(tmp_path / "checkpoint.npz")
+    assert meta["epochs_done"] == 2
+    _same_params(params, _params(model))
+
+
+@pytest.mark.parametrize("name, noise", [("linear", 0.3), ("vae", 0.0)])
+def test_resume_continues_bit_for_bit(tmp_path, name, noise):
+    data = _synthetic()
+    straight, model_a = T.train(T.Settings(name, epochs=3, batch_size=64, noise=noise),
+                                tmp_path / "a", data=data, progress=False)
+    T.train(T.Settings(name, epochs=1, batch_size=64, noise=noise), tmp_path / "b", data=data,
+            progress=False)
+    resumed, model_b = T.train(T.Settings(name, epochs=3, batch_size=64, noise=noise),
+                               tmp_path / "b", resume=True, data=data, progress=False)
+    _same_params(_params(model_a), _params(model_b))
+    assert _history_without_timing(straight) == _history_without_timing(resumed)
+    assert straight["test_loss"] == resumed["test_loss"]
+
+
+def test_interrupted_run_keeps_the_last_good_checkpoint_and_resumes_exactly(tmp_path,
+                                                                             monkeypatch):
+    data = _synthetic()
+    settings = T.Settings("linear", epochs=2, batch_size=64)
+    _, straight = T.train(settings, tmp_path / "straight", data=data, progress=False)
+
+    calls = {"n": 0}
+    real_step = T.Adam.step
+
+    def step_then_interrupt(self):
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 2 (3 steps per epoch), mid-way
+            raise KeyboardInterrupt
+        real_step(self)
+
+    monkeypatch.setattr(T.Adam, "step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(settings, tmp_path / "cut", data=data, progress=False)
+    monkeypatch.setattr(T.Adam, "step", real_step)
+    meta, _, _ = checkpoint.load(tmp_path / "cut" / "checkpoint.npz")
+    assert meta["epochs_done"] == 1
+    assert not [p for p in (tmp_path / "cut").iterdir() if ".tmp" in p.name]
+    _, resumed = T.train(settings, tmp_path / "cut", resume=True, data=data, progress=False)
+    _same_params(_params(straight), _params(resumed))
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    data = _synthetic()
+    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+
+    def half_written(f, **arrays):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.np, "savez", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
+                progress=False)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "metrics.json"]
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
+    data = _synthetic()
+    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        T.load_model(path)
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
+                progress=False)
+
+
+def test_checkpoint_into_the_wrong_model_is_refused(tmp_path):
+    data = _synthetic()
+    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    path = tmp_path / "checkpoint.npz"
+    with pytest.raises(CheckpointError, match="'linear' model, not 'vae'"):
+        checkpoint.restore(path, models.create("vae"), expect_model="vae")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        checkpoint.restore(path, models.create("vae"))
+    with pytest.raises(T.TrainingError, match="'linear' model"):
+        T.train(T.Settings("vae", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
+                progress=False)
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    data = _synthetic()
+    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    with pytest.raises(T.TrainingError, match="lr: 0.001 in the checkpoint, 0.01 now"):
+        T.train(T.Settings("linear", epochs=2, batch_size=64, lr=0.01), tmp_path, resume=True,
+                data=data, progress=False)
+
+
+def test_a_nan_loss_stops_training_naming_epoch_and_step(tmp_path):
+    data = _synthetic()
+    data.train[64 * 2 + 5] = np.nan  # lands in some batch of epoch 1
+    with pytest.raises(T.TrainingError, match=r"epoch 1, step \d+ of 3"):
+        T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data,
+                progress=False)
+
+
+def test_evaluate_is_deterministic_for_a_seed(tmp_path):
+    data = _synthetic()
+    _, model = T.train(T.Settings("vae", epochs=1, batch_size=64), tmp_path, data=data,
+                       progress=False)
+    a = T.evaluate(model, data.test, seed=3)
+    assert a == T.evaluate(model, data.test, seed=3)
+    assert a != T.evaluate(model, data.test, seed=4)  # the VAE samples its code
+
+
+def test_bad_settings_are_rejected():
+    for bad in (dict(model="nope"), dict(model="linear", epochs=0),
+                dict(model="linear", batch_size=0), dict(model="linear", lr=0),
+                dict(model="linear", noise=-1)):
+        with pytest.raises(ValueError):
+            T.Settings(**bad).check()
+
+
+def test_cli_train_then_eval(tmp_path, monkeypatch, capsys):
+    data = _synthetic()
+    monkeypatch.setattr(T.Data, "mnist", classmethod(lambda cls, progress=True: data))
+    out = tmp_path / "run"
+    assert cli.main(["train", "denoise", "--epochs", "1", "--batch-size", "64",
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["noise"] == 0.5  # denoise's default
+    assert f"test loss {metrics['test_loss']:.5f}" in printed
+    for figure in ("reconstructions.png", "loss.png"):
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["eval", str(out / "checkpoint.npz")]) == 0
+    assert f"test loss {metrics['test_loss']:.5f}" in capsys.readouterr().out
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
+    missing = tmp_path / "nothing.npz"
+    assert cli.main(["eval", str(missing)]) == 1
+    assert f"npae: error: no checkpoint at {missing}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "not-a-model"])
