@@ -46,12 +46,16 @@ class Module:
             raise AttributeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # a reassigned parameter or module keeps its place (Sequential runs in that order)
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
@@ -336,7 +340,8 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        modules = list(self._modules.values())
+        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
 
     def __len__(self):
         return len(self._modules)
