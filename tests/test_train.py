@@ -189,3 +189,21 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
     assert f"npae: error: no checkpoint at {missing}" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["train", "not-a-model"])
+
+
+def test_demo_trains_every_model_and_writes_the_report(tmp_path, monkeypatch, capsys):
+    data = _synthetic(n_train=128, n_eval=256)
+    monkeypatch.setattr(T.Data, "mnist", classmethod(lambda cls, progress=True: data))
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
+    report = tmp_path / "report.md"
+    assert f"report: {report}" in capsys.readouterr().out
+    text = report.read_text()
+    for name in models.names():
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert f"| `{name}` | {metrics['parameters']:,} | {metrics['test_loss']:.4f} |" in text
+        assert f"({name}/reconstructions.png)" in text
+        assert (tmp_path / name / "reconstructions.png").exists()
+    for figure in ("checkerboard.png", "vae/samples.png", "vae/vae_reconstructions.png"):
+        assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
+    for name in ("conv-transpose", "conv-strided", "conv-upsample"):
+        assert f"| `{name}` | " in text.split("## Checkerboard")[1]
