@@ -15,11 +15,12 @@ over it, so a run killed at any moment leaves either the old checkpoint or the n
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from npae.fileio import atomic_write
 
 FORMAT = "npae-checkpoint"
 VERSION = 1
@@ -27,30 +28,6 @@ VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be read, or does not fit the model it is loaded into."""
-
-
-def atomic_write(path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def save(path, model, optimizer, meta: dict) -> None:

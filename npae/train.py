@@ -23,6 +23,7 @@ from tqdm import tqdm
 import npae
 from npae import checkpoint, models
 from npae.data import add_noise, batches, mnist, num_batches, to_float
+from npae.fileio import atomic_write
 from npae.optim import Adam
 from npae.random import get_state, manual_seed, set_state
 from npae.tensor import Tensor, no_grad
@@ -102,7 +103,7 @@ def evaluate(model, images, noise=0.0, seed=0, batch_size=1000) -> float:
 
 def _write_json(path, obj):
     text = json.dumps(obj, indent=2) + "\n"
-    checkpoint.atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def train(settings: Settings, out_dir, resume=False, data: Data | None = None, progress=True,
