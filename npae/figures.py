@@ -111,24 +111,40 @@ def reconstructions(originals, outputs, path, noisy=None, title="", n=10) -> Pat
 def loss_curves(history, path, title="") -> Path:
     """Training and validation loss against epoch.
 
-    history: a list of dicts with "epoch" (1-based), "train_loss" and "val_loss" (a missing or
-    None val_loss is skipped). Markers make a one-epoch history visible too.
+    history: a list of dicts with "epoch" (1-based), "train_loss" (the epoch's mean, drawn at
+    the middle of the epoch) and "val_loss" (measured at its end; a missing or None val_loss is
+    skipped), and optionally "curve": [[fractional epoch, loss], ...] points along the epoch,
+    drawn as a thin line so that even a one-epoch run shows how the loss fell.
     """
     if not history:
         raise ValueError("loss_curves: history is empty")
     rows = sorted(history, key=lambda h: h["epoch"])
     epochs = [int(h["epoch"]) for h in rows]
-    train = [float(h["train_loss"]) for h in rows]
+    curve = [point for h in rows for point in h.get("curve", [])]
     val = [(int(h["epoch"]), float(h["val_loss"])) for h in rows if h.get("val_loss") is not None]
 
     fig = _new_figure(6.4, 4.2)
     ax = fig.subplots()
-    ax.plot(epochs, train, marker="o", label="train loss")
+    if curve:
+        ax.plot([x for x, _ in curve], [y for _, y in curve], lw=1, alpha=0.6, color="C0",
+                label="train loss (running mean of batches)")
+    ax.plot([e - 0.5 if curve else e for e in epochs], [float(h["train_loss"]) for h in rows],
+            marker="o", ls="" if curve else "-", color="C0", label="train loss (epoch mean)")
     if val:
-        ax.plot([e for e, _ in val], [v for _, v in val], marker="s", label="validation loss")
+        ax.plot([e for e, _ in val], [v for _, v in val], marker="s", color="C1",
+                label="validation loss (end of epoch)")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    if len(set(epochs)) <= 10:
+    values = [y for _, y in curve] + [float(h["train_loss"]) for h in rows] + [v for _, v in val]
+    values = [v for v in values if np.isfinite(v)]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_yscale("log")  # a loss falling 100x would flatten into the axis otherwise
+        ax.set_ylabel("loss (log scale)")
+    else:
+        ax.set_ylabel("loss")
+    if curve:
+        ax.set_xlim(0, max(epochs) + 0.05)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    elif len(set(epochs)) <= 10:
         ax.set_xticks(sorted(set(epochs)))  # a tick per epoch; never 0.5 of an epoch
         if len(set(epochs)) == 1:
             ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)

@@ -29,6 +29,7 @@ from npae.random import get_state, manual_seed, set_state
 from npae.tensor import Tensor, no_grad
 
 CHECKPOINT = "checkpoint.npz"
+CURVE_EVERY = 10  # steps between the points of the loss curve kept in metrics.json
 METRICS = "metrics.json"
 
 
@@ -154,7 +155,7 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.perf_counter()
         noise_rng = _noise_rng(settings.seed, epoch, 1)
-        losses = []
+        losses, curve = [], []
         bar = tqdm(total=steps, desc=f"{settings.model} epoch {epoch + 1}/{settings.epochs}",
                    unit="batch", disable=not progress, file=sys.stderr, dynamic_ncols=True,
                    leave=True, mininterval=0.5)
@@ -175,6 +176,9 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
                 loss.backward()
                 opt.step()
                 losses.append(value)
+                if (step + 1) % CURVE_EVERY == 0 or step == steps - 1:
+                    curve.append([epoch + (step + 1) / steps,
+                                  float(np.mean(losses[-CURVE_EVERY:]))])
                 seen += len(xb)
                 bar.update(1)
                 if step % 10 == 0 or step == steps - 1:
@@ -190,6 +194,7 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
             "val_loss": val_loss,
             "train_seconds": train_time,
             "images_per_s": seen / train_time,
+            "curve": curve,
         })
         log(f"npae: {settings.model} epoch {epoch + 1}: train loss {history[-1]['train_loss']:.5f}"
             f", validation loss {val_loss:.5f}, {seen / train_time:,.0f} images/s")
