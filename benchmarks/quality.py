@@ -46,7 +46,8 @@ def main(argv=None) -> int:
             settings = Settings(model=name, epochs=2, batch_size=128, lr=1e-3, seed=seed,
                                 noise=models.DEFAULT_NOISE.get(name, 0.0))
             t0 = time.perf_counter()
-            metrics, _ = train(settings, Path(args.out) / f"{name}-seed{seed}", data=data)
+            metrics, _ = train(settings, Path(args.out) / f"{name}-seed{seed}", data=data,
+                               overwrite=True)
             bar, torch_ref = BARS.get(name, (None, None))
             rows.append({"model": name, "seed": seed, "test_loss": metrics["test_loss"],
                          "bar": bar, "pytorch_worst_of_3": torch_ref,

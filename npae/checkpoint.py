@@ -46,13 +46,19 @@ def load(path) -> tuple[dict, dict, dict]:
     """(meta, parameters by name, optimizer state dict). Reads every array now, so a truncated
     file fails here with a clear message rather than later."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.npz"  # a training folder: its checkpoint
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise CheckpointError(f"{path} is not an npae checkpoint (not an .npz archive)")
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        hyper = meta["optimizer"]["hyper"]
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError) as err:
         raise CheckpointError(
             f"{path} is not a readable npae checkpoint (truncated or corrupt: {err}); "
             f"delete it and train again, or resume from another copy"
@@ -64,8 +70,10 @@ def load(path) -> tuple[dict, dict, dict]:
     for key, value in arrays.items():
         if key.startswith("optim/"):
             _, i, name = key.split("/", 2)
-            states.setdefault(int(i), {})[name] = int(value) if value.ndim == 0 else value
-    optim = {"hyper": meta["optimizer"]["hyper"],
+            # 0-d integers are counters (Adam's step); 0-d floats stay arrays (a scalar's moments)
+            is_count = value.ndim == 0 and value.dtype.kind in "iu"
+            states.setdefault(int(i), {})[name] = int(value) if is_count else value
+    optim = {"hyper": hyper,
              "state": [states.get(i, {}) for i in range(len(params))]}
     return meta, params, optim
 

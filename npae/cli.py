@@ -24,7 +24,19 @@ def _train(args) -> int:
                         lr=args.lr, noise=noise, seed=args.seed).check()
     out = Path(args.out or f"runs/{args.model}")
     data = Data.mnist()
-    metrics, model = train(settings, out, resume=args.resume, data=data)
+    try:
+        metrics, model = train(settings, out, resume=args.resume, data=data,
+                               overwrite=args.force)
+    except KeyboardInterrupt:
+        ckpt = out / "checkpoint.npz"
+        if ckpt.exists():
+            print(f"\nnpae: interrupted; {ckpt} holds the last completed epoch. Continue with: "
+                  f"npae train {args.model} --epochs {args.epochs} --out {out} --resume",
+                  file=sys.stderr)
+        else:
+            print("\nnpae: interrupted before the first epoch finished; nothing was saved.",
+                  file=sys.stderr)
+        return 130
     figures = model_figures(model, settings, data, out, metrics["epochs"])
     print(f"test loss {metrics['test_loss']:.5f}")
     print(f"metrics:    {out / 'metrics.json'}")
@@ -80,11 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/MODEL)")
     p.add_argument("--resume", action="store_true",
                    help="continue from DIR/checkpoint.npz (only --epochs may change)")
+    p.add_argument("--force", action="store_true",
+                   help="start afresh even if DIR holds an earlier run's checkpoint")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("eval", help="test loss of a checkpoint",
                        description="Print the test loss of a trained checkpoint.")
-    p.add_argument("checkpoint", help="a checkpoint.npz written by npae train")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by npae train (or its folder)")
     p.add_argument("--seed", type=int, default=None, metavar="S",
                    help="seed for the noise / VAE sampling (default: the training seed)")
     p.set_defaults(run=_eval)
@@ -108,8 +122,7 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except KeyboardInterrupt:
-        print("\nnpae: interrupted. The last completed epoch's checkpoint is intact; continue "
-              "with --resume.", file=sys.stderr)
+        print("\nnpae: interrupted", file=sys.stderr)
         return 130
     except (DataError, CheckpointError, TrainingError, ValueError) as err:
         print(f"npae: error: {err}", file=sys.stderr)

@@ -109,8 +109,8 @@ class Module:
         return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
 
     def load_state_dict(self, state, strict: bool = True):
-        """Copy arrays into the parameters, checking names, shapes and dtypes first (nothing is
-        changed unless everything matches)."""
+        """Copy arrays into the parameters, checking names and shapes first (nothing is changed
+        unless everything matches); values are cast to each parameter's dtype."""
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]

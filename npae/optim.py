@@ -18,7 +18,7 @@ class Optimizer:
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         for name, value in hyper.items():
-            if value < 0:
+            if not value >= 0:  # also refuses NaN
                 raise ValueError(f"{type(self).__name__}: {name} must be >= 0, got {value}")
         self.hyper = dict(hyper)
         self.state = [{} for _ in self.params]

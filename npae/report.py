@@ -14,6 +14,7 @@ import numpy as np
 
 from npae import figures, models, nn
 from npae.data import add_noise
+from npae.fileio import atomic_write
 from npae.tensor import Tensor, no_grad
 from npae.train import Data, Settings, train
 
@@ -44,10 +45,8 @@ def model_figures(model, settings: Settings, data: Data, out, history) -> list[P
         figures.loss_curves(history, out / "loss.png", title=f"{settings.model}: loss per epoch"),
     ]
     if isinstance(model, models.VAE):
-        model.eval()
         with no_grad():
             samples = model.sample(100, rng=np.random.default_rng(settings.seed)).data
-        model.train()
         paths.append(figures.image_grid(samples, out / "samples.png",
                                         title="vae: 100 digits decoded from the prior N(0, I)"))
         paths.append(figures.image_grid(_reconstruct(model, data.test[:100]),
@@ -100,14 +99,14 @@ def demo(out, epochs=1) -> Path:
     for name in models.names():
         settings = Settings(model=name, epochs=epochs,
                             noise=models.DEFAULT_NOISE.get(name, 0.0)).check()
-        metrics, model = train(settings, out / name, data=data)
+        metrics, model = train(settings, out / name, data=data, overwrite=True)
         model_figures(model, settings, data, out / name, metrics["epochs"])
         trained[name] = model
         rows.append(metrics)
     board, scores = checkerboard(trained, data, out / "checkerboard.png")
     report = out / "report.md"
-    report.write_text(_report_text(rows, scores, epochs, time.perf_counter() - start, board,
-                                   out))
+    text = _report_text(rows, scores, epochs, time.perf_counter() - start, board, out)
+    atomic_write(report, lambda f: f.write(text.encode()))
     return report
 
 

@@ -55,10 +55,12 @@ class Settings:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"learning rate must be positive, got {self.lr}")
-        if self.noise < 0:
-            raise ValueError(f"noise factor must be >= 0, got {self.noise}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be positive and finite, got {self.lr}")
+        if not (self.noise >= 0 and math.isfinite(self.noise)):
+            raise ValueError(f"noise factor must be >= 0 and finite, got {self.noise}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         return self
 
 
@@ -108,8 +110,12 @@ def _write_json(path, obj):
 
 
 def train(settings: Settings, out_dir, resume=False, data: Data | None = None, progress=True,
-          log=None):
-    """Train ``settings.model``; returns the metrics dict also written to metrics.json."""
+          log=None, overwrite=False):
+    """Train ``settings.model``; returns (metrics dict, also written to metrics.json, model).
+
+    A folder that already holds a checkpoint is continued with ``resume=True`` or replaced with
+    ``overwrite=True``; otherwise it is left alone and TrainingError says so.
+    """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     settings.check()
     out = Path(out_dir)
@@ -117,7 +123,12 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
     ckpt_path = out / CHECKPOINT
 
     model = None
-    history, start_epoch = [], 0
+    history, start_epoch, wall_before = [], 0, 0.0
+    if ckpt_path.exists() and not resume and not overwrite:
+        raise TrainingError(
+            f"{out} already holds a checkpoint from an earlier run: continue it with --resume, "
+            f"or train into another --out folder (or delete {ckpt_path})"
+        )
     if resume and ckpt_path.exists():
         meta, _, _ = checkpoint.load(ckpt_path)
         saved = Settings(**meta["settings"])
@@ -140,6 +151,12 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
         meta = checkpoint.restore(ckpt_path, model, opt, expect_model=settings.model)
         set_state(meta["rng_state"])
         history, start_epoch = meta["history"], meta["epochs_done"]
+        wall_before = meta.get("wall_time_s", 0.0)
+        if settings.epochs < start_epoch:
+            raise TrainingError(
+                f"{ckpt_path} has already trained {start_epoch} epochs; --epochs must be at "
+                f"least {start_epoch} to resume it"
+            )
         log(f"npae: resuming {settings.model} from {ckpt_path} after epoch {start_epoch}")
     elif resume:
         log(f"npae: no checkpoint in {out}; starting from scratch")
@@ -148,6 +165,8 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
         model = models.create(settings.model)
         opt = Adam(model.parameters(), lr=settings.lr)
 
+    elif ckpt_path.exists():  # overwrite: the old run's files go only once this one saves
+        log(f"npae: replacing the earlier run in {out}")
     data = data or Data.mnist(progress=progress)
     n_train = len(data.train)
     steps = num_batches(n_train, settings.batch_size, drop_last=False)
@@ -201,13 +220,14 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
         checkpoint.save(ckpt_path, model, opt, {
             "model": settings.model, "settings": asdict(settings), "epochs_done": epoch + 1,
             "history": history, "rng_state": get_state(), "npae_version": npae.__version__,
+            "wall_time_s": wall_before + time.perf_counter() - wall_start,
         })
         _write_json(out / METRICS, _metrics(settings, model, history, None, ckpt_path))
 
     test_loss = evaluate(model, data.test, settings.noise, settings.seed)
     log(f"npae: {settings.model} test loss {test_loss:.5f} ({len(data.test):,} test images)")
     metrics = _metrics(settings, model, history, test_loss, ckpt_path,
-                       wall=time.perf_counter() - wall_start)
+                       wall=wall_before + time.perf_counter() - wall_start)
     _write_json(out / METRICS, metrics)
     return metrics, model
 

@@ -162,7 +162,8 @@ def test_evaluate_is_deterministic_for_a_seed(tmp_path):
 def test_bad_settings_are_rejected():
     for bad in (dict(model="nope"), dict(model="linear", epochs=0),
                 dict(model="linear", batch_size=0), dict(model="linear", lr=0),
-                dict(model="linear", noise=-1)):
+                dict(model="linear", lr=float("inf")), dict(model="linear", noise=-1),
+                dict(model="linear", noise=float("nan")), dict(model="linear", seed=-1)):
         with pytest.raises(ValueError):
             T.Settings(**bad).check()
 
@@ -207,3 +208,98 @@ def test_demo_trains_every_model_and_writes_the_report(tmp_path, monkeypatch, ca
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
     for name in ("conv-transpose", "conv-strided", "conv-upsample"):
         assert f"| `{name}` | " in text.split("## Checkerboard")[1]
+
+
+def test_a_fresh_run_does_not_clobber_an_earlier_checkpoint(tmp_path):
+    data = _synthetic()
+    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    with pytest.raises(T.TrainingError, match="--resume"):
+        T.train(T.Settings("linear", epochs=1, batch_size=64, seed=1), tmp_path, data=data,
+                progress=False)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    T.train(T.Settings("linear", epochs=1, batch_size=64, seed=1), tmp_path, data=data,
+            progress=False, overwrite=True)
+    assert checkpoint.load(tmp_path)[0]["settings"]["seed"] == 1
+
+
+def test_resume_needs_at_least_the_epochs_done_and_keeps_counting_wall_time(tmp_path):
+    data = _synthetic()
+    first, _ = T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, data=data,
+                       progress=False)
+    with pytest.raises(T.TrainingError, match="already trained 2 epochs"):
+        T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, resume=True, data=data,
+                progress=False)
+    again, _ = T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, resume=True,
+                       data=data, progress=False)
+    assert again["wall_time_s"] >= again["train_seconds"]
+    assert again["test_loss"] == first["test_loss"]
+
+
+def test_scalar_parameter_optimizer_state_survives_a_checkpoint(tmp_path):
+    from npae import nn
+    from npae.optim import Adam
+
+    class Scalar(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(np.array(0.5, np.float32))
+
+    def run(steps, model, opt):
+        for _ in range(steps):
+            opt.zero_grad()
+            (model.a * model.a).backward()
+            opt.step()
+
+    straight = Scalar()
+    opt = Adam(straight.parameters(), lr=0.1)
+    run(3, straight, opt)
+    first = Scalar()
+    opt1 = Adam(first.parameters(), lr=0.1)
+    run(1, first, opt1)
+    checkpoint.save(tmp_path / "c.npz", first, opt1, {"model": "scalar"})
+    second = Scalar()
+    opt2 = Adam(second.parameters(), lr=0.1)
+    checkpoint.restore(tmp_path / "c.npz", second, opt2)
+    assert opt2.state[0]["step"] == 1 and isinstance(opt2.state[0]["exp_avg"], np.ndarray)
+    run(2, second, opt2)
+    assert second.a.data == straight.a.data
+
+
+def test_eval_takes_a_run_folder_and_rejects_files_that_are_not_checkpoints(tmp_path, capsys,
+                                                                           monkeypatch):
+    data = _synthetic()
+    monkeypatch.setattr(T.Data, "mnist", classmethod(lambda cls, progress=True: data))
+    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path / "run", data=data,
+            progress=False)
+    assert cli.main(["eval", str(tmp_path / "run")]) == 0
+    assert "test loss" in capsys.readouterr().out
+    garbage = tmp_path / "g.npz"
+    garbage.write_text("garbage\n")
+    assert cli.main(["eval", str(garbage)]) == 1
+    err = capsys.readouterr().err
+    assert "not an npae checkpoint (not an .npz archive)" in err
+    assert "pickle" not in err
+
+
+def test_ctrl_c_in_train_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    data = _synthetic()
+    monkeypatch.setattr(T.Data, "mnist", classmethod(lambda cls, progress=True: data))
+    calls = {"n": 0}
+    real_step = T.Adam.step
+
+    def step_then_interrupt(self):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        real_step(self)
+
+    monkeypatch.setattr(T.Adam, "step", step_then_interrupt)
+    out = tmp_path / "run"
+    args = ["train", "linear", "--epochs", "2", "--batch-size", "64", "--out", str(out)]
+    assert cli.main(args) == 130
+    assert f"--out {out} --resume" in capsys.readouterr().err
+    calls["n"] = 4  # the very next step is interrupted: no epoch has finished
+    assert cli.main(["train", "linear", "--epochs", "2", "--batch-size", "64", "--out",
+                     str(tmp_path / "none")]) == 130
+    assert "nothing was saved" in capsys.readouterr().err
