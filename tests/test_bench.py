@@ -1,0 +1,77 @@
+"""The benchmark suite's machinery: work counts, timing helpers, and that every column computes
+the same thing (a benchmark of different computations would be meaningless). Timings themselves
+are never asserted: speed claims come from running the suite, not from unit tests."""
+
+import json
+
+import numpy as np
+import pytest
+from npae.benchmarks import cases, npae_side, numpy_side, suite
+
+from npae import cli
+
+
+def test_conv_work_counts_by_hand():
+    case = cases.OpCase("c", "conv2d", (128, 1, 28, 28), (16, 1, 3, 3), dict(stride=1, padding=1))
+    assert case.out_shape == (128, 16, 28, 28)
+    # 2 FLOPs per multiply-add: every output value sums 1*3*3 products
+    assert case.flops(False) == 2 * 128 * 16 * 28 * 28 * 9
+    assert case.flops(True) == 3 * case.flops(False)
+    x, w, y = 128 * 28 * 28 * 4, 16 * 9 * 4, 128 * 16 * 28 * 28 * 4
+    assert case.bytes(False) == x + w + y
+    # backward reads gy, x, w and writes gx, gw
+    assert case.bytes(True) == (x + w + y) + (y + x + w + x + w)
+
+
+def test_pool_and_transpose_shapes():
+    by_name = {c.op + str(c.x): c for c in cases.op_cases(4)}
+    pool = by_name["max_pool2d(4, 16, 28, 28)"]
+    assert pool.out_shape == (4, 16, 14, 14)
+    assert pool.flops(True) == 0
+    assert pool.bytes(False) == 4 * 16 * 28 * 28 * 4 + 4 * 16 * 14 * 14 * (4 + 8)
+    t = by_name["conv_transpose2d(4, 32, 14, 14)"]
+    assert t.out_shape == (4, 16, 28, 28)  # (14-1)*2 - 2 + 3 + 1
+
+
+def test_interleaved_runs_every_callable_in_turn():
+    order = []
+    times = suite.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                              repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    s = suite.summary([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s["median_s"] == 3.0 and s["min_s"] == 1.0 and s["runs"] == 5
+
+
+@pytest.mark.parametrize("case", cases.op_cases(batch=2), ids=lambda c: c.name)
+def test_npae_and_numpy_columns_compute_the_same_forward(case):
+    npae_fwd, _ = npae_side.op(case)
+    numpy_fwd, _ = numpy_side.op(case)
+    a, b = npae_fwd().data, numpy_fwd()
+    b = b[0] if isinstance(b, tuple) else b  # max_pool2d also returns its indices
+    assert a.shape == b.shape == case.out_shape
+    assert a.dtype == b.dtype == np.float32
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_npae_bench_quick_roofline_only(tmp_path, capsys):
+    assert cli.main(["bench", "--quick", "--skip", "ops", "train", "jit",
+                     "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "roofline: GEMM" in out
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["roofline"]["gemm_gflops"] > 0 and result["roofline"]["bandwidth_gbs"] > 0
+    assert {"cpu", "cores", "numpy", "numba", "torch"} <= result["machine"].keys()
+
+
+def test_bench_ops_rows_have_every_field():
+    roof = {"gemm_gflops": 50.0, "bandwidth_gbs": 10.0}
+    lines = []
+    rows = suite.bench_ops(roof, quick=True, with_torch=False, log=lines.append, batch=2)
+    assert len(rows) == 2 * len(cases.op_cases(2))
+    for row in rows:
+        assert row["pass"] in ("fwd", "fwd+bwd")
+        assert row["times"]["npae"]["median_s"] > 0 and row["floor_s"] > 0
+        assert row["npae_over_floor"] > 0 and row["numpy_over_npae"] > 0
+    assert lines[0].startswith("operation (batch 2)")
