@@ -7,7 +7,7 @@ than the arithmetic, so these kernels loop over the definition instead:
     y[n, o, oy, ox] = sum_{c, i, j} w[o, c, i, j] * x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw]
 
 For tap column j, the output columns whose input column is inside the image form one
-contiguous range [lo, hi) (``_valid_range``), so the innermost loop has no branch and
+contiguous range [lo, hi) (``valid_range``), so the innermost loop has no branch and
 vectorises. Parallel loops run over planes that own their outputs: (n, o) for the forward,
 (n, c) for the input gradient (its scatter stays inside its own plane), (o, c) for the weight
 gradient.
@@ -17,21 +17,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit
-
-
-@jit()
-def _valid_range(j, sw, pw, dw, w, ow):
-    """Output columns ox with 0 <= ox*sw - pw + j*dw < w, as [lo, hi)."""
-    off = j * dw - pw
-    lo = 0
-    if off < 0:
-        lo = (-off + sw - 1) // sw
-    hi = (w - 1 - off) // sw + 1 if w - 1 - off >= 0 else 0
-    if hi > ow:
-        hi = ow
-    if hi < lo:
-        hi = lo
-    return lo, hi
+from ._windows import valid_range
 
 
 @jit(parallel=True)
@@ -47,7 +33,7 @@ def conv2d_direct_fwd(x, w, sh, sw, ph, pw, dh, dw, oh, ow):
             for i in range(kh):
                 for j in range(kw):
                     wv = w[oc, ch, i, j]
-                    lo, hi = _valid_range(j, sw, pw, dw, wd, ow)
+                    lo, hi = valid_range(j, sw, pw, dw, wd, ow)
                     off = j * dw - pw
                     for oy in range(oh):
                         hy = oy * sh - ph + i * dh
@@ -72,7 +58,7 @@ def conv2d_direct_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
             for i in range(kh):
                 for j in range(kw):
                     wv = w[oc, ch, i, j]
-                    lo, hi = _valid_range(j, sw, pw, dw, wd, ow)
+                    lo, hi = valid_range(j, sw, pw, dw, wd, ow)
                     off = j * dw - pw
                     for oy in range(oh):
                         hy = oy * sh - ph + i * dh
@@ -94,7 +80,7 @@ def conv2d_direct_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw):
         ch = pair % c
         for i in range(kh):
             for j in range(kw):
-                lo, hi = _valid_range(j, sw, pw, dw, wd, ow)
+                lo, hi = valid_range(j, sw, pw, dw, wd, ow)
                 off = j * dw - pw
                 total = 0.0  # float64 across images: long sums keep their precision
                 for b in range(n):

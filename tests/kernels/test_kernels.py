@@ -243,3 +243,27 @@ def test_conv_scratch_stays_within_the_limit(monkeypatch):
         assert max(sizes) <= max(limit, row_bytes), (n, limit, max(sizes))
         whole = K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, 16, 16, max_scratch=2**40)
         np.testing.assert_allclose(y, whole, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("j, sw, pw, dw, w, ow", [
+    (0, 1, 2, 1, 1, 1),   # the tap reads left padding for every output column
+    (4, 1, 2, 1, 1, 1),   # ... right padding for every output column
+    (1, 2, 1, 1, 5, 3),
+    (2, 3, 0, 2, 7, 2),
+])
+def test_valid_range_is_the_in_image_columns_clamped_to_the_output(j, sw, pw, dw, w, ow):
+    from npae.kernels._windows import valid_range
+
+    lo, hi = valid_range(j, sw, pw, dw, w, ow)
+    inside = [ox for ox in range(ow) if 0 <= ox * sw - pw + j * dw < w]
+    assert 0 <= lo <= hi <= ow
+    assert list(range(lo, hi)) == inside
+
+
+def test_im2col_when_a_tap_only_ever_reads_padding():
+    # 1x1 input, padding 2, 5x5 kernel: one output pixel; taps j = 0, 1, 3, 4 read padding
+    x = np.arange(1, 3, dtype=np.float64).reshape(1, 2, 1, 1)
+    cols = K.im2col(x, 5, 5, 1, 1, 2, 2, 1, 1, 1, 1)
+    np.testing.assert_array_equal(cols, R.im2col_ref(x, (5, 5), (1, 1), (2, 2), (1, 1)))
+    back = K.col2im(np.ones_like(cols), 2, 1, 1, 5, 5, 1, 1, 2, 2, 1, 1, 1, 1)
+    np.testing.assert_array_equal(back, np.ones((1, 2, 1, 1)))
