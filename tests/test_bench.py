@@ -55,7 +55,7 @@ def test_npae_and_numpy_columns_compute_the_same_forward(case):
 
 
 def test_npae_bench_quick_roofline_only(tmp_path, capsys):
-    assert cli.main(["bench", "--quick", "--skip", "ops", "train", "jit",
+    assert cli.main(["bench", "--quick", "--skip", "ops", "train", "scaling", "jit",
                      "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "roofline: GEMM" in out

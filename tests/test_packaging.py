@@ -49,7 +49,8 @@ def test_jit_cache_falls_back_to_a_user_directory_when_installed_read_only(tmp_p
         path.chmod(0o555 if path.is_dir() else 0o444)
     cache = tmp_path / "cache"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CACHE")}
-    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(cache), PYTHONDONTWRITEBYTECODE="1")
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(cache), PYTHONDONTWRITEBYTECODE="1",
+               NUMBA_DEBUG_CACHE="1")
     code = (
         "import numpy as np, npae, npae.kernels as K;"
         f"assert npae.__file__.startswith({str(site)!r}), npae.__file__;"
@@ -58,11 +59,16 @@ def test_jit_cache_falls_back_to_a_user_directory_when_installed_read_only(tmp_p
         "print(y.shape)"
     )
     try:
+        logs = []
         for _ in range(2):  # the second run loads what the first one cached
             run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                                  capture_output=True, text=True)
             assert run.returncode == 0, run.stderr
-            assert run.stdout.strip() == "(1, 1, 4, 4)"
+            assert run.stdout.strip().splitlines()[-1] == "(1, 1, 4, 4)"
+            logs.append(run.stdout + run.stderr)
+        # NUMBA_DEBUG_CACHE reports each cache save and load
+        assert "index saved to" in logs[0] and str(cache) in logs[0]
+        assert "data loaded from" in logs[1] and "data saved to" not in logs[1]
         assert not list(site.rglob("*.nbi")), "wrote a cache into the read-only package"
         assert list(cache.rglob("*.nbi")), "no JIT cache in the user cache directory"
     finally:
