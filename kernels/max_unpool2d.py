@@ -18,15 +18,19 @@ from ._jit import jit
 def max_unpool2d_fwd(x, idx, oh, ow):
     """x, idx (N, C, H, W) -> y (N, C, oh, ow)."""
     n, c, h, w = x.shape
-    y = np.zeros((n, c, oh * ow), dtype=x.dtype)
+    # np.empty, then each thread zeroes its own planes: a single-threaded np.zeros of the whole
+    # output took as long as the scatter itself (measured 2x on 128x16x28x28)
+    y = np.empty((n, c, oh * ow), dtype=x.dtype)
     for plane in prange(n * c):  # each plane scatters only into its own output plane
         b = plane // c
         ch = plane % c
+        out = y[b, ch]
+        out[:] = 0
         for i in range(h):
             for j in range(w):
                 k = idx[b, ch, i, j]
                 if k >= 0:
-                    y[b, ch, k] += x[b, ch, i, j]
+                    out[k] += x[b, ch, i, j]
     return y.reshape(n, c, oh, ow)
 
 

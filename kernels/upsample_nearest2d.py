@@ -36,10 +36,11 @@ def upsample_nearest2d_fwd(x, rows, cols):
 def upsample_nearest2d_bwd(gy, rows, cols, h, w):
     """gy (N, C, oh, ow) -> gx (N, C, h, w)."""
     n, c, oh, ow = gy.shape
-    gx = np.zeros((n, c, h, w), dtype=gy.dtype)
+    gx = np.empty((n, c, h, w), dtype=gy.dtype)  # each thread zeroes its own planes
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
+        gx[b, ch] = 0
         for i in range(oh):
             r = rows[i]
             for j in range(ow):
