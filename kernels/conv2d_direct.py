@@ -25,10 +25,11 @@ def conv2d_direct_fwd(x, w, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W), w (O, C, kh, kw) -> y (N, O, oh, ow), no bias."""
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
-    y = np.zeros((n, o, oh, ow), dtype=x.dtype)
+    y = np.empty((n, o, oh, ow), dtype=x.dtype)  # each thread zeroes its own planes
     for plane in prange(n * o):
         b = plane // o
         oc = plane % o
+        y[b, oc] = 0
         for ch in range(c):
             for i in range(kh):
                 for j in range(kw):
@@ -50,10 +51,11 @@ def conv2d_direct_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
     back through each tap to the input pixel it read."""
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
-    gx = np.zeros((n, c, h, wd), dtype=gy.dtype)
+    gx = np.empty((n, c, h, wd), dtype=gy.dtype)  # each thread zeroes its own planes
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
+        gx[b, ch] = 0
         for oc in range(o):
             for i in range(kh):
                 for j in range(kw):
