@@ -207,6 +207,11 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
             bar.close()
         train_time = time.perf_counter() - t0
         val_loss = evaluate(model, data.val, settings.noise, settings.seed)
+        if not math.isfinite(val_loss):
+            raise TrainingError(
+                f"the validation loss became {val_loss} after epoch {epoch + 1} (the weights "
+                f"are no longer finite); this epoch is not saved: try a smaller --lr"
+            )
         history.append({
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),

@@ -150,6 +150,15 @@ def test_a_nan_loss_stops_training_naming_epoch_and_step(tmp_path):
                 progress=False)
 
 
+def test_a_non_finite_validation_loss_stops_before_saving(tmp_path):
+    data = _synthetic()
+    data.val[3] = np.nan  # a finite training loss, then a NaN validation loss
+    with pytest.raises(T.TrainingError, match="validation loss became nan after epoch 1"):
+        T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data,
+                progress=False)
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
 def test_evaluate_is_deterministic_for_a_seed(tmp_path):
     data = _synthetic()
     _, model = T.train(T.Settings("vae", epochs=1, batch_size=64), tmp_path, data=data,
