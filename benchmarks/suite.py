@@ -95,7 +95,7 @@ def bench_ops(roof, quick, with_torch, log, batch=128) -> list:
     for case in op_cases(batch):
         impls = {"npae": npae_side.op(case), "numpy": numpy_side.op(case)}
         if with_torch:
-            impls["torch"] = torch_side.op(case.op, case.x, case.w, _torch_params(case))
+            impls["torch"] = torch_side.op(case.op, case.x, case.w, dict(case.params))
         for k, label in ((0, "fwd"), (1, "fwd+bwd")):
             times = interleaved({name: fns[k] for name, fns in impls.items()}, repeats)
             stats = {name: summary(t) for name, t in times.items()}
@@ -111,13 +111,6 @@ def bench_ops(roof, quick, with_torch, log, batch=128) -> list:
             rows.append(row)
             log(_op_line(row))
     return rows
-
-
-def _torch_params(case):
-    p = dict(case.params)
-    if case.op == "linear_ae":
-        return {}
-    return p
 
 
 def bench_training(quick, with_torch, log) -> list:
