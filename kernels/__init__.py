@@ -11,10 +11,10 @@ twin (none yet: the CuPy backend arrives with issue 5):
 |----------------------|------------------------------------------|-------------------------------|
 |im2col / im2col_rows  |windows -> columns                        |im2col_ref                     |
 |col2im / col2im_rows  |columns -> image, overlaps summed         |col2im_ref                     |
-|conv2d_fwd            |im2col + GEMM (chunked) or direct loops   |conv2d_ref                     |
-|conv2d_bwd_input      |GEMM + col2im, or direct (= transpose conv)|conv_transpose2d_ref          |
-|conv2d_bwd_weight     |im2col + GEMM, or direct loops            |im2col_ref + matmul            |
-|conv2d_direct_*       |direct loops: 1 output channel, long window|as conv2d_fwd/bwd above        |
+|conv2d_fwd            |im2col + GEMM (chunked) or one image/thread|conv2d_ref                    |
+|conv2d_bwd_input      |GEMM + col2im, or one image/thread        |conv_transpose2d_ref           |
+|conv2d_bwd_weight     |im2col + GEMM, or one image/thread        |im2col_ref + matmul            |
+|conv2d_image_*        |one image's columns in cache, loop GEMMs  |as conv2d_fwd/bwd above        |
 |conv_transpose2d_fwd  |conv2d_bwd_input + bias                   |conv_transpose2d_ref           |
 |max_pool2d_fwd        |max and flat argmax in one pass           |max_pool2d_ref                 |
 |max_pool2d_bwd        |scatter-add at argmax (= max_unpool2d_fwd)|max_pool2d_backward_ref        |
@@ -32,7 +32,7 @@ from .conv2d import (
     conv_transpose2d_fwd,
     plan_chunks,
 )
-from .conv2d_direct import conv2d_direct_bwd_input, conv2d_direct_bwd_weight, conv2d_direct_fwd
+from .conv2d_image import conv2d_image_bwd_input, conv2d_image_bwd_weight, conv2d_image_fwd
 from .im2col import col2im, col2im_rows, im2col, im2col_rows
 from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
 from .max_unpool2d import max_unpool2d_bwd, max_unpool2d_fwd
@@ -49,9 +49,9 @@ __all__ = [
     "conv2d_bwd_input",
     "conv2d_bwd_weight",
     "conv_transpose2d_fwd",
-    "conv2d_direct_fwd",
-    "conv2d_direct_bwd_input",
-    "conv2d_direct_bwd_weight",
+    "conv2d_image_fwd",
+    "conv2d_image_bwd_input",
+    "conv2d_image_bwd_weight",
     "max_pool2d_fwd",
     "max_pool2d_bwd",
     "max_unpool2d_fwd",

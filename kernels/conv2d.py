@@ -12,9 +12,10 @@ output rows of one image when even a single image would not fit. Only the GEMMs 
 see large arrays; the index work is in the jitted ``im2col_rows``/``col2im_rows``.
 """
 
+import numba
 import numpy as np
 
-from .conv2d_direct import conv2d_direct_bwd_input, conv2d_direct_bwd_weight, conv2d_direct_fwd
+from .conv2d_image import conv2d_image_bwd_input, conv2d_image_bwd_weight, conv2d_image_fwd
 from .im2col import col2im_rows, im2col_rows
 
 DEFAULT_MAX_SCRATCH = 64 * 2**20
@@ -25,19 +26,31 @@ DEFAULT_MAX_SCRATCH = 64 * 2**20
 # 44 ms with 1 MiB; the article's small models were unchanged.
 CACHE_CHUNK = 4 * 2**20
 
-# A single output channel over a long window (C*kh*kw >= 64, e.g. a decoder's final 32->1 or
-# 16->1 convolution) makes a one-row GEMM that cannot pay for im2col's copy: there the direct
-# loops (conv2d_direct.py) win, measured about 2x at batch 128 on 28x28; everywhere else
-# im2col + GEMM wins.
-DIRECT_MIN_WINDOW = 64
+# Which path, measured on 2 cores at batch 128 (the article's shapes, 3x3 and 2x2 kernels):
+# - forward and input gradient: one image at a time (conv2d_image.py) wins up to 16 output
+#   channels (16->4: 2.2 -> 1.4 ms forward, 3.1 -> 1.5 ms input gradient; 16->1 on 28x28:
+#   5.4 -> 2.6 ms); with 32 output channels the BLAS GEMM wins (16->32 s2: 4.1 against 4.9 ms);
+# - weight gradient: one image at a time wins on long windows, C*kh*kw >= 64 (16->4: 2.9 -> 2.5
+#   ms, 32->16: 10.2 -> 6.8 ms); on short windows (1->16, 4->16) batched im2col wins 1.5-4x.
+IMAGE_MAX_OUT = 16
+IMAGE_MIN_WINDOW = 64
+# ...and only while one image's columns stay cache-sized: beyond that (large images) the
+# batched path's row chunking bounds the memory and wins.
+IMAGE_MAX_COLS = 2 * 2**20
 
 
-def _use_direct(method, o, c, kh, kw):
+def _image_fits(k, oh, ow, itemsize, max_scratch):
+    """One image's columns (k, oh*ow) per thread fit in cache and within max_scratch."""
+    per_image = k * oh * ow * itemsize
+    return per_image <= IMAGE_MAX_COLS and per_image * numba.get_num_threads() <= max_scratch
+
+
+def _method(method, use_image):
     if method is None:
-        return o == 1 and c * kh * kw >= DIRECT_MIN_WINDOW
-    if method not in ("direct", "im2col"):
-        raise ValueError(f"method must be None, 'direct' or 'im2col', got {method!r}")
-    return method == "direct"
+        return "image" if use_image else "im2col"
+    if method not in ("image", "im2col"):
+        raise ValueError(f"method must be None, 'image' or 'im2col', got {method!r}")
+    return method
 
 
 def plan_chunks(n, k, oh, ow, itemsize, max_scratch):
@@ -61,15 +74,15 @@ def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_
                method=None):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow).
 
-    ``method``: 'im2col', 'direct', or None to pick by the number of output channels.
+    ``method``: 'im2col', 'image', or None to pick by the number of output channels.
     """
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
-    if _use_direct(method, o, c, kh, kw):
-        y = conv2d_direct_fwd(x, w, sh, sw, ph, pw, dh, dw, oh, ow)
-        if b is not None:
-            y += b.reshape(1, o, 1, 1)
-        return y
+    fits = _image_fits(c * kh * kw, oh, ow, x.itemsize, max_scratch)
+    if _method(method, o <= IMAGE_MAX_OUT and fits) == "image":
+        bias = np.zeros(o, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
+        return conv2d_image_fwd(np.ascontiguousarray(x), np.ascontiguousarray(w), bias,
+                                sh, sw, ph, pw, dh, dw, oh, ow)
     k = c * kh * kw
     w2 = w.reshape(o, k)
     y = np.empty((n, o, oh * ow), dtype=x.dtype)
@@ -91,8 +104,10 @@ def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_M
     """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
-    if _use_direct(method, o, c, kh, kw):
-        return conv2d_direct_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw)
+    fits = _image_fits(c * kh * kw, oh, ow, gy.itemsize, max_scratch)
+    if _method(method, o <= IMAGE_MAX_OUT and fits) == "image":
+        return conv2d_image_bwd_input(np.ascontiguousarray(gy), np.ascontiguousarray(w),
+                                      h, wd, sh, sw, ph, pw, dh, dw)
     k = c * kh * kw
     w2t = w.reshape(o, k).T
     gy3 = gy.reshape(n, o, oh * ow)
@@ -109,8 +124,10 @@ def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT
     """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
     n, c = x.shape[:2]
     _, o, oh, ow = gy.shape
-    if _use_direct(method, o, c, kh, kw):
-        return conv2d_direct_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw)
+    fits = _image_fits(c * kh * kw, oh, ow, x.itemsize, max_scratch)
+    if _method(method, c * kh * kw >= IMAGE_MIN_WINDOW and fits) == "image":
+        return conv2d_image_bwd_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy),
+                                       kh, kw, sh, sw, ph, pw, dh, dw)
     k = c * kh * kw
     gy3 = gy.reshape(n, o, oh * ow)
     gw = np.zeros((o, k), dtype=x.dtype)

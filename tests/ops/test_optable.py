@@ -9,11 +9,12 @@ from optable import OPS
 import npae
 from npae import Tensor
 
-# Convolutions have two kernel paths (im2col + GEMM, direct loops) picked by shape; the small
-# shapes drawn here would always pick one, so the conv entries run once with each path forced.
+# Convolutions have two kernel paths (batched im2col + GEMM, one image at a time) picked by
+# shape; the small shapes drawn here would always pick one, so the conv entries run once with
+# each path forced.
 CASES = [pytest.param(info, method, id=f"{info.name}-{method}" if method else info.name)
          for info in OPS
-         for method in (("im2col", "direct") if info.name.startswith("conv") else (None,))]
+         for method in (("im2col", "image") if info.name.startswith("conv") else (None,))]
 
 
 @pytest.fixture
@@ -22,8 +23,7 @@ def force_conv_path(monkeypatch):
 
     def force(method):
         if method is not None:
-            monkeypatch.setattr(conv_module, "_use_direct",
-                                lambda requested, *shape: method == "direct")
+            monkeypatch.setattr(conv_module, "_method", lambda requested, use_image: method)
 
     return force
 
