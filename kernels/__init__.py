@@ -22,6 +22,7 @@ twin (none yet: the CuPy backend arrives with issue 5):
 |max_unpool2d_bwd      |gather at indices                         |adjoint of max_unpool2d_ref    |
 |upsample_nearest2d_fwd|copy each source pixel                    |upsample_nearest2d_ref         |
 |upsample_nearest2d_bwd|sum each source pixel's copies            |upsample_nearest2d_backward_ref|
+|relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |np.maximum / mask (tests)      |
 """
 
 from .conv2d import (
@@ -36,6 +37,7 @@ from .conv2d_image import conv2d_image_bwd_input, conv2d_image_bwd_weight, conv2
 from .im2col import col2im, col2im_rows, im2col, im2col_rows
 from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
 from .max_unpool2d import max_unpool2d_bwd, max_unpool2d_fwd
+from .relu import relu_bwd, relu_fwd
 from .upsample_nearest2d import upsample_nearest2d_bwd, upsample_nearest2d_fwd
 
 __all__ = [
@@ -58,4 +60,6 @@ __all__ = [
     "max_unpool2d_bwd",
     "upsample_nearest2d_fwd",
     "upsample_nearest2d_bwd",
+    "relu_fwd",
+    "relu_bwd",
 ]

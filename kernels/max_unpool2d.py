@@ -39,15 +39,14 @@ def max_unpool2d_bwd(gy, idx):
     """gy (N, C, oh, ow), idx (N, C, H, W) -> gx (N, C, H, W) = gy gathered at idx."""
     n, c, oh, ow = gy.shape
     h, w = idx.shape[2], idx.shape[3]
+    g = np.ascontiguousarray(gy).reshape(n, c, oh * ow)  # flat planes: no division per index
     gx = np.empty((n, c, h, w), dtype=gy.dtype)
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
+        src = g[b, ch]
         for i in range(h):
             for j in range(w):
                 k = idx[b, ch, i, j]
-                if k >= 0:
-                    gx[b, ch, i, j] = gy[b, ch, k // ow, k % ow]
-                else:
-                    gx[b, ch, i, j] = 0
+                gx[b, ch, i, j] = src[k] if k >= 0 else 0
     return gx

@@ -2,19 +2,23 @@
 
 import numpy as np
 
+from npae.backend import kernels_for
 from npae.tensor import Function
 
 
 class ReLU(Function):
+    # One jitted pass each way (npae/kernels/relu.py); the readable version is
+    # y = np.maximum(x, 0) and gx = grad * (y > 0).
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x > 0)  # d relu = 1 where x > 0 (0 at 0, as in PyTorch)
-        return np.maximum(x, 0)
+        y = kernels_for(x).relu_fwd(np.ascontiguousarray(x))
+        ctx.save_for_backward(y)  # d relu = 1 where y > 0 (0 at 0, as in PyTorch)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return (grad * mask,)
+        (y,) = ctx.saved_tensors
+        return (kernels_for(grad).relu_bwd(np.ascontiguousarray(grad), y),)
 
 
 class LeakyReLU(Function):

@@ -266,3 +266,20 @@ def test_im2col_when_a_tap_only_ever_reads_padding():
     np.testing.assert_array_equal(cols, R.im2col_ref(x, (5, 5), (1, 1), (2, 2), (1, 1)))
     back = K.col2im(np.ones_like(cols), 2, 1, 1, 5, 5, 1, 1, 2, 2, 1, 1, 1, 1)
     np.testing.assert_array_equal(back, np.ones((1, 2, 1, 1)))
+
+
+@DTYPES
+@given(n=st.integers(1, 3 * (1 << 14) + 5))  # around the block size: short and partial blocks
+def test_relu_kernels_match_their_py_func_and_the_reference(dtype, n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(dtype)
+    x[:: 7] = 0  # the kink itself: gradient 0 there, as in PyTorch
+    if n > 3:
+        x[3] = np.nan
+    y = K.relu_fwd(x)
+    np.testing.assert_array_equal(y, K.relu_fwd.py_func(x))
+    np.testing.assert_array_equal(y, R.relu_ref(x.astype(np.float64)).astype(dtype))
+    gy = rng.standard_normal(n).astype(dtype)
+    gx = K.relu_bwd(gy, y)
+    np.testing.assert_array_equal(gx, K.relu_bwd.py_func(gy, y))
+    np.testing.assert_array_equal(gx, np.where(x > 0, gy, 0))  # NaN and 0 pass no gradient
