@@ -68,51 +68,125 @@ def _add_row(row, gx, tap, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                 gr[wx] += row[base + ox]
 
 
+@jit()
+def _layout(c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """Where each tap's values sit, for one image: (unit, wl, m, p, tap_row, tap_off).
+
+    Every tap t gets a contiguous run of m values, source[tap_row[t], tap_off[t] + q] for
+    q < m, that lines up with the output pixels in rows of width wl (q = oy*wl + ox):
+
+    - stride 1 ("unit"): no copies at all. The image is zero-padded once into planes of width
+      wl = w + 2*pw (plus a tail of (kw-1)*dw zeros), flattened to p values each; tap (c, i, j)
+      is then the run starting at i*dh*wl + j*dw of plane c. Outputs come out wl wide, and the
+      wl - ow extra columns per row are ignored (forward) or kept zero (backward).
+
+            padded plane, wl = 6          tap (i=1, j=2) of a 3x3 window, stride 1
+            . . . . . .                   output (oy, ox) reads plane[(oy+1)*wl + ox + 2],
+            . a b c d .                   for all oy, ox: one run of oh*wl values
+            . e f g h .
+            . . . . . .
+
+    - any other stride: the taps are the rows of the image's im2col columns (wl = ow).
+    """
+    unit = sh == 1 and sw == 1
+    k = c * kh * kw
+    tap_row = np.empty(k, dtype=np.int64)
+    tap_off = np.empty(k, dtype=np.int64)
+    if unit:
+        wl = w + 2 * pw
+        p = (h + 2 * ph) * wl + (kw - 1) * dw
+    else:
+        wl = ow
+        p = oh * ow
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                t = (ch * kh + i) * kw + j
+                if unit:
+                    tap_row[t] = ch
+                    tap_off[t] = i * dh * wl + j * dw
+                else:
+                    tap_row[t] = t
+                    tap_off[t] = 0
+    return unit, wl, oh * wl, p, tap_row, tap_off
+
+
+@jit()
+def _source(x, unit, wl, p, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """One image's taps: its zero-padded planes (unit stride) or its im2col columns."""
+    c, h, w = x.shape
+    if unit:
+        src = np.zeros((c, p), dtype=x.dtype)
+        for ch in range(c):
+            for hy in range(h):
+                base = (hy + ph) * wl + pw
+                for wx in range(w):
+                    src[ch, base + wx] = x[ch, hy, wx]
+        return src
+    src = np.empty((c * kh * kw, p), dtype=x.dtype)
+    _columns(x, src, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    return src
+
+
+@jit()
+def _widen(g, wl):
+    """g (O, oh, ow) -> (O, oh*wl), each row padded with zeros to width wl."""
+    o, oh, ow = g.shape
+    out = np.zeros((o, oh * wl), dtype=g.dtype)
+    for oc in range(o):
+        for oy in range(oh):
+            for ox in range(ow):
+                out[oc, oy * wl + ox] = g[oc, oy, ox]
+    return out
+
+
 @jit(parallel=True)
 def conv2d_image_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) -> y (N, O, oh, ow). Pass zeros for no bias."""
-    n = x.shape[0]
-    o, c, kh, kw = w.shape
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
     k = c * kh * kw
-    L = oh * ow
     w2 = w.reshape(o, k)
-    y = np.empty((n, o, L), dtype=x.dtype)
+    unit, wl, m, p, tap_row, tap_off = _layout(c, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    y = np.empty((n, o, oh, ow), dtype=x.dtype)
     for img in prange(n):  # each image's output belongs to one thread
-        cols = np.empty((k, L), dtype=x.dtype)
-        _columns(x[img], cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-        yi = y[img]
+        src = _source(x[img], unit, wl, p, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        acc = np.empty((o, m), dtype=x.dtype)  # (O, oh*wl)
         for oc in range(o):
-            for p in range(L):
-                yi[oc, p] = b[oc]
-        # four output rows at a time: each cols row is read once for four multiply-adds
+            acc[oc] = b[oc]
+        # four output rows at a time: each tap's run is read once for four multiply-adds
         oc = 0
         while oc + 4 <= o:
-            y0 = yi[oc]
-            y1 = yi[oc + 1]
-            y2 = yi[oc + 2]
-            y3 = yi[oc + 3]
+            y0 = acc[oc]
+            y1 = acc[oc + 1]
+            y2 = acc[oc + 2]
+            y3 = acc[oc + 3]
             for t in range(k):
                 w0 = w2[oc, t]
                 w1 = w2[oc + 1, t]
                 w2_ = w2[oc + 2, t]
                 w3 = w2[oc + 3, t]
-                r = cols[t]
-                for p in range(L):
-                    v = r[p]
-                    y0[p] += w0 * v
-                    y1[p] += w1 * v
-                    y2[p] += w2_ * v
-                    y3[p] += w3 * v
+                r = src[tap_row[t], tap_off[t]:tap_off[t] + m]  # a view: indices provably >= 0
+                for q in range(m):
+                    v = r[q]
+                    y0[q] += w0 * v
+                    y1[q] += w1 * v
+                    y2[q] += w2_ * v
+                    y3[q] += w3 * v
             oc += 4
         while oc < o:
-            yr = yi[oc]
+            yr = acc[oc]
             for t in range(k):
                 wv = w2[oc, t]
-                r = cols[t]
-                for p in range(L):
-                    yr[p] += wv * r[p]
+                r = src[tap_row[t], tap_off[t]:tap_off[t] + m]
+                for q in range(m):
+                    yr[q] += wv * r[q]
             oc += 1
-    return y.reshape(n, o, oh, ow)
+        for oc in range(o):  # drop the extra columns of the wide rows
+            for oy in range(oh):
+                for ox in range(ow):
+                    y[img, oc, oy, ox] = acc[oc, oy * wl + ox]
+    return y
 
 
 @jit(parallel=True)
@@ -121,53 +195,63 @@ def conv2d_image_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
     k = c * kh * kw
-    L = oh * ow
     w2 = w.reshape(o, k)
-    g = gy.reshape(n, o, L)
+    unit, wl, m, p, tap_row, tap_off = _layout(c, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     gx = np.empty((n, c, h, wd), dtype=gy.dtype)
     for img in prange(n):  # each image's gradient belongs to one thread
+        g = _widen(gy[img], wl)  # (O, oh*wl), zero in the extra columns
+        row = np.empty(m, dtype=gy.dtype)
         gxi = gx[img]
-        gxi[:] = 0
-        gi = g[img]
-        row = np.empty(L, dtype=gy.dtype)
+        if unit:
+            gsrc = np.zeros((c, p), dtype=gy.dtype)  # the padded planes' gradient
+        else:
+            gxi[:] = 0
         for t in range(k):
-            # row = W[:, t] @ gy[img]: tap t's share of every output pixel's gradient
-            for p in range(L):
-                row[p] = 0
+            # row = W[:, t] @ g: tap t's share of every output pixel's gradient
+            row[:] = 0
             for oc in range(o):
                 wv = w2[oc, t]
-                gr = gi[oc]
-                for p in range(L):
-                    row[p] += wv * gr[p]
-            _add_row(row, gxi, t, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+                gr = g[oc]
+                for q in range(m):
+                    row[q] += wv * gr[q]
+            if unit:  # the run tap t read in the forward gets its gradient back
+                dst = gsrc[tap_row[t], tap_off[t]:tap_off[t] + m]
+                for q in range(m):
+                    dst[q] += row[q]
+            else:
+                _add_row(row, gxi, t, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        if unit:  # the padding's gradient is dropped
+            for ch in range(c):
+                for hy in range(h):
+                    base = (hy + ph) * wl + pw
+                    for wx in range(wd):
+                        gxi[ch, hy, wx] = gsrc[ch, base + wx]
     return gx
 
 
 @jit(parallel=True, reassociate=True)
 def conv2d_image_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw):
     """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
-    n, c = x.shape[:2]
+    n, c, h, wd = x.shape
     o, oh, ow = gy.shape[1:]
     k = c * kh * kw
-    L = oh * ow
-    g = gy.reshape(n, o, L)
+    unit, wl, m, p, tap_row, tap_off = _layout(c, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     groups = (n + WEIGHT_GROUP - 1) // WEIGHT_GROUP
     partial = np.zeros((groups, o, k))  # float64: sums over many images keep their precision
     for grp in prange(groups):  # each group owns its partial sum
-        cols = np.empty((k, L), dtype=x.dtype)
         acc = partial[grp]
         for img in range(grp * WEIGHT_GROUP, min(n, (grp + 1) * WEIGHT_GROUP)):
-            _columns(x[img], cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-            gi = g[img]
+            src = _source(x[img], unit, wl, p, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            g = _widen(gy[img], wl)  # zero in the extra columns: they add nothing
             for oc in range(o):
-                gr = gi[oc]
+                gr = g[oc]
                 for t in range(k):
-                    # dot(gy row, cols row); `reassociate` lets the compiler split this sum
+                    # dot(gy row, tap run); `reassociate` lets the compiler split this sum
                     # into vector lanes, in an order fixed at compile time
-                    r = cols[t]
+                    r = src[tap_row[t], tap_off[t]:tap_off[t] + m]
                     s = x.dtype.type(0)
-                    for p in range(L):
-                        s += gr[p] * r[p]
+                    for q in range(m):
+                        s += gr[q] * r[q]
                     acc[oc, t] += s
     gw = np.zeros((o, k))
     for grp in range(groups):  # groups added in order: the same sum on every run
