@@ -10,6 +10,10 @@ The column buffer of a whole batch can be huge (C*kh*kw*oh*ow values per image),
 works through the batch in chunks whose columns fit in ``max_scratch`` bytes, and through the
 output rows of one image when even a single image would not fit. Only the GEMMs (NumPy's BLAS)
 see large arrays; the index work is in the jitted ``im2col_rows``/``col2im_rows``.
+
+With few output channels that round trip through memory costs more than the GEMM; there the
+calls go to conv2d_image.py instead, which works one image per thread with its columns in
+cache (and, for unit stride, no columns at all). ``method=`` forces either path.
 """
 
 import numba
@@ -26,12 +30,13 @@ DEFAULT_MAX_SCRATCH = 64 * 2**20
 # 44 ms with 1 MiB; the article's small models were unchanged.
 CACHE_CHUNK = 4 * 2**20
 
-# Which path, measured on 2 cores at batch 128 (the article's shapes, 3x3 and 2x2 kernels):
-# - forward and input gradient: one image at a time (conv2d_image.py) wins up to 16 output
-#   channels (16->4: 2.2 -> 1.4 ms forward, 3.1 -> 1.5 ms input gradient; 16->1 on 28x28:
-#   5.4 -> 2.6 ms); with 32 output channels the BLAS GEMM wins (16->32 s2: 4.1 against 4.9 ms);
-# - weight gradient: one image at a time wins on long windows, C*kh*kw >= 64 (16->4: 2.9 -> 2.5
-#   ms, 32->16: 10.2 -> 6.8 ms); on short windows (1->16, 4->16) batched im2col wins 1.5-4x.
+# Which path, measured on 2 cores at batch 128 with `method=` forced (same process, best of 20):
+# - one image at a time (conv2d_image.py) wins for up to 16 output channels over a window of
+#   C*kh*kw >= 64 taps: 16->4 3x3 on 14x14 forward 2.2 -> 0.9 ms, input gradient 3.1 -> 1.3 ms,
+#   weight gradient 2.5 -> 1.1 ms; 32->1 on 28x28 forward 12 -> 1.7 ms;
+# - batched im2col + BLAS wins with 32 or more output channels (8->32 on 28x28: 9.2 against
+#   13.7 ms forward) and on short windows (1->16 3x3: 0.9 against 1.3 ms), where the columns
+#   are cheap and the GEMM is long. The weight gradient follows the window length only.
 IMAGE_MAX_OUT = 16
 IMAGE_MIN_WINDOW = 64
 # ...and only while one image's columns stay cache-sized: beyond that (large images) the
@@ -78,12 +83,12 @@ def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_
     """
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
-    fits = _image_fits(c * kh * kw, oh, ow, x.itemsize, max_scratch)
-    if _method(method, o <= IMAGE_MAX_OUT and fits) == "image":
+    k = c * kh * kw
+    small = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
+    if _method(method, small and _image_fits(k, oh, ow, x.itemsize, max_scratch)) == "image":
         bias = np.zeros(o, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
         return conv2d_image_fwd(np.ascontiguousarray(x), np.ascontiguousarray(w), bias,
                                 sh, sw, ph, pw, dh, dw, oh, ow)
-    k = c * kh * kw
     w2 = w.reshape(o, k)
     y = np.empty((n, o, oh * ow), dtype=x.dtype)
     nb, rows = plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
@@ -104,11 +109,11 @@ def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_M
     """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
-    fits = _image_fits(c * kh * kw, oh, ow, gy.itemsize, max_scratch)
-    if _method(method, o <= IMAGE_MAX_OUT and fits) == "image":
+    k = c * kh * kw
+    small = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
+    if _method(method, small and _image_fits(k, oh, ow, gy.itemsize, max_scratch)) == "image":
         return conv2d_image_bwd_input(np.ascontiguousarray(gy), np.ascontiguousarray(w),
                                       h, wd, sh, sw, ph, pw, dh, dw)
-    k = c * kh * kw
     w2t = w.reshape(o, k).T
     gy3 = gy.reshape(n, o, oh * ow)
     gx = np.zeros((n, c, h, wd), dtype=gy.dtype)
@@ -124,11 +129,11 @@ def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT
     """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
     n, c = x.shape[:2]
     _, o, oh, ow = gy.shape
-    fits = _image_fits(c * kh * kw, oh, ow, x.itemsize, max_scratch)
-    if _method(method, c * kh * kw >= IMAGE_MIN_WINDOW and fits) == "image":
+    k = c * kh * kw
+    long_window = k >= IMAGE_MIN_WINDOW
+    if _method(method, long_window and _image_fits(k, oh, ow, x.itemsize, max_scratch)) == "image":
         return conv2d_image_bwd_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy),
                                        kh, kw, sh, sw, ph, pw, dh, dw)
-    k = c * kh * kw
     gy3 = gy.reshape(n, o, oh * ow)
     gw = np.zeros((o, k), dtype=x.dtype)
     nb, rows = plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
