@@ -143,7 +143,7 @@ def bench_scaling(quick, log) -> list:
     """npae forward+backward time against batch size (28x28) and against image side (batch 4):
     the cost should grow in proportion to the work, with no cliff where the im2col buffer stops
     fitting in its 64 MiB budget and the kernels switch to chunks."""
-    from npae.kernels import DEFAULT_MAX_SCRATCH, plan_chunks
+    from npae.kernels import conv2d_plan
 
     from .cases import OpCase
 
@@ -158,18 +158,22 @@ def bench_scaling(quick, log) -> list:
             case = OpCase(label, op, x, w, params)
             _, fwd_bwd = npae_side.op(case)
             t = summary(interleaved({"npae": fwd_bwd}, 3 if quick else 7, warmup=1)["npae"])
-            # the im2col buffer each call plans (columns of one chunk), from the kernel's own
-            # chunking rule: this is what the 64 MiB bound limits
+            # the largest buffer the kernels hold, by their own plan (conv2d_plan): one chunk of
+            # im2col columns, or one image's columns per thread; this is what the 64 MiB
+            # bound limits. conv_transpose2d is conv2d's directions with channels swapped.
             if op == "conv2d":
-                kk, (oh, ow) = cin * k * k, case.out_shape[2:]
+                conv = (cin, cout, *case.out_shape[2:])
             else:
-                kk, (oh, ow) = cout * k * k, x[2:]
-            nb, r = plan_chunks(x[0], kk, oh, ow, 4, DEFAULT_MAX_SCRATCH)
+                conv = (cout, cin, *x[2:])
+            plans = [conv2d_plan(d, x[0], conv[0], conv[1], k, k, conv[2], conv[3], 4)
+                     for d in ("fwd", "bwd_input", "bwd_weight")]
             rows.append({"op": label, "axis": axis, "value": value, "flops": case.flops(True),
                          "median_s": t["median_s"], "iqr_s": t["iqr_s"],
-                         "scratch_bytes": nb * kk * r * ow * 4})
-        log(f"scaling {label}: " + ", ".join(
-            f"{r['axis']} {r['value']}: {r['median_s'] * 1e3:.1f} ms"
+                         "paths": [path for path, _ in plans],
+                         "scratch_bytes": max(size for _, size in plans)})
+        log(f"scaling {label} (ms, scratch MiB): " + ", ".join(
+            f"{r['axis']} {r['value']}: {r['median_s'] * 1e3:.1f} "
+            f"({r['scratch_bytes'] / 2**20:.1f})"
             for r in rows if r["op"] == label))
     return rows
 

@@ -30,6 +30,7 @@ from .conv2d import (
     conv2d_bwd_input,
     conv2d_bwd_weight,
     conv2d_fwd,
+    conv2d_plan,
     conv_transpose2d_fwd,
     plan_chunks,
 )
@@ -43,6 +44,7 @@ from .upsample_nearest2d import upsample_nearest2d_bwd, upsample_nearest2d_fwd
 __all__ = [
     "DEFAULT_MAX_SCRATCH",
     "plan_chunks",
+    "conv2d_plan",
     "im2col",
     "im2col_rows",
     "col2im",

@@ -50,6 +50,29 @@ def _image_fits(k, oh, ow, itemsize, max_scratch):
     return per_image <= IMAGE_MAX_COLS and per_image * numba.get_num_threads() <= max_scratch
 
 
+def conv2d_plan(direction, n, c, o, kh, kw, oh, ow, itemsize, max_scratch=DEFAULT_MAX_SCRATCH,
+                method=None):
+    """(path, scratch bytes) of one conv2d kernel call, as the kernels below choose them.
+
+    direction: 'fwd', 'bwd_input' or 'bwd_weight'; c, o: the convolution's input and output
+    channels (for conv_transpose2d, its output and input channels). The scratch is the largest
+    buffer the path holds at once: one chunk of columns for 'im2col', one image's columns (an
+    upper bound: stride 1 needs less) per thread for 'image'.
+    """
+    k = c * kh * kw
+    if direction == "bwd_weight":
+        wanted = k >= IMAGE_MIN_WINDOW
+    elif direction in ("fwd", "bwd_input"):
+        wanted = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
+    else:
+        raise ValueError(f"direction must be 'fwd', 'bwd_input' or 'bwd_weight', got {direction!r}")
+    path = _method(method, wanted and _image_fits(k, oh, ow, itemsize, max_scratch))
+    if path == "image":
+        return path, k * oh * ow * itemsize * min(n, numba.get_num_threads())
+    nb, rows = plan_chunks(n, k, oh, ow, itemsize, max_scratch)
+    return path, nb * k * rows * ow * itemsize
+
+
 def _method(method, use_image):
     if method is None:
         return "image" if use_image else "im2col"
@@ -84,8 +107,8 @@ def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
     k = c * kh * kw
-    small = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
-    if _method(method, small and _image_fits(k, oh, ow, x.itemsize, max_scratch)) == "image":
+    path, _ = conv2d_plan("fwd", n, c, o, kh, kw, oh, ow, x.itemsize, max_scratch, method)
+    if path == "image":
         bias = np.zeros(o, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
         return conv2d_image_fwd(np.ascontiguousarray(x), np.ascontiguousarray(w), bias,
                                 sh, sw, ph, pw, dh, dw, oh, ow)
@@ -110,8 +133,8 @@ def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_M
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
     k = c * kh * kw
-    small = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
-    if _method(method, small and _image_fits(k, oh, ow, gy.itemsize, max_scratch)) == "image":
+    path, _ = conv2d_plan("bwd_input", n, c, o, kh, kw, oh, ow, gy.itemsize, max_scratch, method)
+    if path == "image":
         return conv2d_image_bwd_input(np.ascontiguousarray(gy), np.ascontiguousarray(w),
                                       h, wd, sh, sw, ph, pw, dh, dw)
     w2t = w.reshape(o, k).T
@@ -130,8 +153,8 @@ def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT
     n, c = x.shape[:2]
     _, o, oh, ow = gy.shape
     k = c * kh * kw
-    long_window = k >= IMAGE_MIN_WINDOW
-    if _method(method, long_window and _image_fits(k, oh, ow, x.itemsize, max_scratch)) == "image":
+    path, _ = conv2d_plan("bwd_weight", n, c, o, kh, kw, oh, ow, x.itemsize, max_scratch, method)
+    if path == "image":
         return conv2d_image_bwd_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy),
                                        kh, kw, sh, sw, ph, pw, dh, dw)
     gy3 = gy.reshape(n, o, oh * ow)

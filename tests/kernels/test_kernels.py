@@ -283,3 +283,35 @@ def test_relu_kernels_match_their_py_func_and_the_reference(dtype, n):
     gx = K.relu_bwd(gy, y)
     np.testing.assert_array_equal(gx, K.relu_bwd.py_func(gy, y))
     np.testing.assert_array_equal(gx, np.where(x > 0, gy, 0))  # NaN and 0 pass no gradient
+
+
+@pytest.mark.parametrize("c, o, k, hw, limit", [
+    (16, 4, 3, 14, 64 * 2**20),   # few outputs, long window: one image at a time
+    (1, 16, 3, 28, 64 * 2**20),   # short window: batched im2col
+    (16, 32, 3, 14, 64 * 2**20),  # many outputs: im2col for forward and input gradient
+    (16, 4, 3, 14, 1),            # a 1-byte bound rules out the per-thread image buffers
+])
+def test_conv2d_plan_is_the_path_the_kernels_take(monkeypatch, c, o, k, hw, limit):
+    from npae.kernels import conv2d as conv_module
+
+    taken = []
+    for name in ("conv2d_image_fwd", "conv2d_image_bwd_input", "conv2d_image_bwd_weight"):
+        real = getattr(conv_module, name)
+        monkeypatch.setattr(conv_module, name,
+                            lambda *a, _real=real, _name=name: taken.append(_name) or _real(*a))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, c, hw, hw))
+    w = rng.standard_normal((o, c, k, k))
+    g = (1, 1, 1, 1, 1, 1)
+    y = conv_module.conv2d_fwd(x, w, None, *g, hw, hw, max_scratch=limit)
+    conv_module.conv2d_bwd_input(y, w, hw, hw, *g, max_scratch=limit)
+    conv_module.conv2d_bwd_weight(x, y, k, k, *g, max_scratch=limit)
+    for direction, kernel in (("fwd", "conv2d_image_fwd"), ("bwd_input", "conv2d_image_bwd_input"),
+                              ("bwd_weight", "conv2d_image_bwd_weight")):
+        path, scratch = K.conv2d_plan(direction, 3, c, o, k, k, hw, hw, 8, limit)
+        assert (path == "image") == (kernel in taken), (direction, path, taken)
+        if path == "image":
+            assert scratch <= limit
+    assert K.conv2d_plan("fwd", 3, 16, 4, 3, 3, 14, 14, 8)[0] == "image"
+    with pytest.raises(ValueError, match="direction"):
+        K.conv2d_plan("sideways", 3, 16, 4, 3, 3, 14, 14, 8)
