@@ -165,7 +165,8 @@ def bench_scaling(quick, log) -> list:
                 conv = (cin, cout, *case.out_shape[2:])
             else:
                 conv = (cout, cin, *x[2:])
-            plans = [conv2d_plan(d, x[0], conv[0], conv[1], k, k, conv[2], conv[3], 4)
+            s = params["stride"]
+            plans = [conv2d_plan(d, x[0], conv[0], conv[1], k, k, s, s, conv[2], conv[3], 4)
                      for d in ("fwd", "bwd_input", "bwd_weight")]
             rows.append({"op": label, "axis": axis, "value": value, "flops": case.flops(True),
                          "median_s": t["median_s"], "iqr_s": t["iqr_s"],

@@ -31,12 +31,16 @@ DEFAULT_MAX_SCRATCH = 64 * 2**20
 CACHE_CHUNK = 4 * 2**20
 
 # Which path, measured on 2 cores at batch 128 with `method=` forced (same process, best of 20):
-# - one image at a time (conv2d_image.py) wins for up to 16 output channels over a window of
-#   C*kh*kw >= 64 taps: 16->4 3x3 on 14x14 forward 2.2 -> 0.9 ms, input gradient 3.1 -> 1.3 ms,
-#   weight gradient 2.5 -> 1.1 ms; 32->1 on 28x28 forward 12 -> 1.7 ms;
+# - unit stride: one image at a time (conv2d_image.py) wins for up to 16 output channels over a
+#   window of C*kh*kw >= 64 taps: 16->4 3x3 on 14x14 forward 2.2 -> 0.9 ms, input gradient
+#   3.1 -> 1.3 ms, weight gradient 2.5 -> 1.1 ms; 32->1 on 28x28 forward 12 -> 1.7 ms. The
+#   weight gradient wins whatever the output channels, so it follows the window length only;
 # - batched im2col + BLAS wins with 32 or more output channels (8->32 on 28x28: 9.2 against
-#   13.7 ms forward) and on short windows (1->16 3x3: 0.9 against 1.3 ms), where the columns
-#   are cheap and the GEMM is long. The weight gradient follows the window length only.
+#   13.7 ms forward) and on short windows (1->16 3x3: 0.9 against 1.3 ms);
+# - other strides: the one-image path still builds im2col columns (per image), and wins only
+#   for a single output channel (16->1 3x3 s2 on 28x28: input gradient 9.9 -> 3.6 ms), where
+#   the GEMM is one row; with 4 or more, im2col + BLAS wins (16->4 2x2 s2: 0.50 against 0.59 ms
+#   forward; 16->32 3x3 s2 weight gradient: 8.0 against 12.0 ms).
 IMAGE_MAX_OUT = 16
 IMAGE_MIN_WINDOW = 64
 # ...and only while one image's columns stay cache-sized: beyond that (large images) the
@@ -50,8 +54,8 @@ def _image_fits(k, oh, ow, itemsize, max_scratch):
     return per_image <= IMAGE_MAX_COLS and per_image * numba.get_num_threads() <= max_scratch
 
 
-def conv2d_plan(direction, n, c, o, kh, kw, oh, ow, itemsize, max_scratch=DEFAULT_MAX_SCRATCH,
-                method=None):
+def conv2d_plan(direction, n, c, o, kh, kw, sh, sw, oh, ow, itemsize,
+                max_scratch=DEFAULT_MAX_SCRATCH, method=None):
     """(path, scratch bytes) of one conv2d kernel call, as the kernels below choose them.
 
     direction: 'fwd', 'bwd_input' or 'bwd_weight'; c, o: the convolution's input and output
@@ -60,12 +64,14 @@ def conv2d_plan(direction, n, c, o, kh, kw, oh, ow, itemsize, max_scratch=DEFAUL
     upper bound: stride 1 needs less) per thread for 'image'.
     """
     k = c * kh * kw
-    if direction == "bwd_weight":
-        wanted = k >= IMAGE_MIN_WINDOW
-    elif direction in ("fwd", "bwd_input"):
-        wanted = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
-    else:
+    if direction not in ("fwd", "bwd_input", "bwd_weight"):
         raise ValueError(f"direction must be 'fwd', 'bwd_input' or 'bwd_weight', got {direction!r}")
+    if sh != 1 or sw != 1:
+        wanted = o == 1 and k >= IMAGE_MIN_WINDOW
+    elif direction == "bwd_weight":
+        wanted = k >= IMAGE_MIN_WINDOW
+    else:
+        wanted = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
     path = _method(method, wanted and _image_fits(k, oh, ow, itemsize, max_scratch))
     if path == "image":
         return path, k * oh * ow * itemsize * min(n, numba.get_num_threads())
@@ -107,7 +113,8 @@ def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
     k = c * kh * kw
-    path, _ = conv2d_plan("fwd", n, c, o, kh, kw, oh, ow, x.itemsize, max_scratch, method)
+    path, _ = conv2d_plan("fwd", n, c, o, kh, kw, sh, sw, oh, ow, x.itemsize, max_scratch,
+                          method)
     if path == "image":
         bias = np.zeros(o, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
         return conv2d_image_fwd(np.ascontiguousarray(x), np.ascontiguousarray(w), bias,
@@ -133,7 +140,8 @@ def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_M
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
     k = c * kh * kw
-    path, _ = conv2d_plan("bwd_input", n, c, o, kh, kw, oh, ow, gy.itemsize, max_scratch, method)
+    path, _ = conv2d_plan("bwd_input", n, c, o, kh, kw, sh, sw, oh, ow, gy.itemsize, max_scratch,
+                          method)
     if path == "image":
         return conv2d_image_bwd_input(np.ascontiguousarray(gy), np.ascontiguousarray(w),
                                       h, wd, sh, sw, ph, pw, dh, dw)
@@ -153,7 +161,8 @@ def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT
     n, c = x.shape[:2]
     _, o, oh, ow = gy.shape
     k = c * kh * kw
-    path, _ = conv2d_plan("bwd_weight", n, c, o, kh, kw, oh, ow, x.itemsize, max_scratch, method)
+    path, _ = conv2d_plan("bwd_weight", n, c, o, kh, kw, sh, sw, oh, ow, x.itemsize, max_scratch,
+                          method)
     if path == "image":
         return conv2d_image_bwd_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy),
                                        kh, kw, sh, sw, ph, pw, dh, dw)

@@ -308,10 +308,12 @@ def test_conv2d_plan_is_the_path_the_kernels_take(monkeypatch, c, o, k, hw, limi
     conv_module.conv2d_bwd_weight(x, y, k, k, *g, max_scratch=limit)
     for direction, kernel in (("fwd", "conv2d_image_fwd"), ("bwd_input", "conv2d_image_bwd_input"),
                               ("bwd_weight", "conv2d_image_bwd_weight")):
-        path, scratch = K.conv2d_plan(direction, 3, c, o, k, k, hw, hw, 8, limit)
+        path, scratch = K.conv2d_plan(direction, 3, c, o, k, k, 1, 1, hw, hw, 8, limit)
         assert (path == "image") == (kernel in taken), (direction, path, taken)
         if path == "image":
             assert scratch <= limit
-    assert K.conv2d_plan("fwd", 3, 16, 4, 3, 3, 14, 14, 8)[0] == "image"
+    # strided: the one-image path only for a single output channel
+    assert K.conv2d_plan("fwd", 3, 16, 4, 3, 3, 2, 2, 7, 7, 8)[0] == "im2col"
+    assert K.conv2d_plan("fwd", 3, 16, 1, 3, 3, 2, 2, 7, 7, 8)[0] == "image"
     with pytest.raises(ValueError, match="direction"):
-        K.conv2d_plan("sideways", 3, 16, 4, 3, 3, 14, 14, 8)
+        K.conv2d_plan("sideways", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
