@@ -98,7 +98,7 @@ def _wrap_prose(lines) -> list[str]:
     out = []
     for line in lines:
         body = line.lstrip(" ")
-        if len(line) <= WIDTH or "  " in body:
+        if len(line) <= WIDTH or "  " in body or body.startswith("check"):
             out.append(line)
             continue
         indent = line[: len(line) - len(body)]
@@ -411,8 +411,8 @@ def _explain_conv2d(s: Settings) -> Explanation:
     lines.append("")
     lines.append(f"output {hw((g.oh, g.ow))} (npae's kernel):")
     lines += indented(grid(y))
-    checks = [_check_line(f"every sum above ({len(items)} of them)", hand, y,
-                          "F.conv2d -> npae/kernels/conv2d.py")]
+    checks = [_check_line("every sum above", hand, y,
+                          "F.conv2d")]
     if y.shape != (g.oh, g.ow):
         checks.append((f"check FAILED: the kernel returned {hw(y.shape)}, the formula says "
                        f"{hw((g.oh, g.ow))}", False))
@@ -564,12 +564,12 @@ def _explain_conv_transpose2d(s: Settings) -> Explanation:
     lines.append(f"output {hw(out_hw)} (npae's kernel):")
     lines += indented(grid(y))
     checks = [
-        _check_line(f"every sum above ({hand.size} of them)", hand, y,
-                    "F.conv_transpose2d -> npae/kernels/conv2d.py"),
+        _check_line("every sum above", hand, y,
+                    "F.conv_transpose2d"),
         _check_line("the overlap count map", count, overlap_count(
             {"kernel_size": kernel, "stride": stride, "padding": s.padding,
              "output_padding": out_pad, "dilation": s.dilation}, in_hw),
-            "F.conv_transpose2d on all-ones data"),
+            "F.conv_transpose2d of ones"),
     ]
     if s.matrix:
         lines.append("")
@@ -599,9 +599,10 @@ def _tconv_matrix_section(x, k, g, in_hw, out_hw, y, stride, s, checks) -> list[
     checks.append(_check_line("M @ x.flat", mt @ x.ravel(), y.ravel(), "F.conv_transpose2d"))
     z = np.random.default_rng(s.seed + 1).integers(-3, 4, size=out_hw).astype(np.float64)
     yc = F.conv2d(_t(z), _t(k), stride=stride, padding=s.padding, dilation=s.dilation).data
-    checks.append(_check_line("conv2d's matrix times a random input", mc @ z.ravel(),
+    checks.append(_check_line("conv2d's matrix @ a random input", mc @ z.ravel(),
                               yc.ravel(), "F.conv2d"))
-    checks.append((f"check: M is exactly the transpose of conv2d's matrix: {same}.", same))
+    checks.append(("check: M equals the transpose of conv2d's matrix exactly." if same else
+                   "check FAILED: M is not the transpose of conv2d's matrix.", same))
     return lines
 
 
@@ -674,8 +675,8 @@ def _pool_lines(in_hw, kernel, stride, g, x, y, idx, hand_y, hand_idx, items, op
     lines += wrapped([(f"{shape_label.split()[0]} {hw((g.oh, g.ow))} (npae's kernel)", grid(y)),
                       ("indices", grid(idx))])
     checks = [_check_line("every maximum above", hand_y, y,
-                          "F.max_pool2d -> npae/kernels/max_pool2d.py"),
-              _check_line("every index above", hand_idx, idx, "the same kernel's indices")]
+                          "F.max_pool2d"),
+              _check_line("every index above", hand_idx, idx, "F.max_pool2d")]
     return lines, checks
 
 
@@ -742,7 +743,7 @@ def _explain_max_unpool2d(s: Settings) -> Explanation:
     lines.append(f"output {hw(in_hw)} (npae's kernel; . = zero, nothing put back):")
     lines += indented(grid(u, u == 0))
     checks.append(_check_line("every placement above", hand_u, u,
-                              "F.max_unpool2d -> npae/kernels/max_unpool2d.py"))
+                              "F.max_unpool2d"))
     if s.matrix:
         n_in, n_out = g.oh * g.ow, in_hw[0] * in_hw[1]
         _too_big_for_matrix(n_out, n_in, f"output {hw(in_hw)}")
@@ -778,7 +779,8 @@ def _explain_upsample_nearest2d(s: Settings) -> Explanation:
     elif oh == 2 * h:
         rule = "i // 2 (the size doubles)"
     else:
-        rule = f"min(floor(i * {1 / scale:.6g}), {h - 1}) (scale = 1/scale_factor, in float32)"
+        rule = (f"min(floor(i * {1 / scale:.6g}), H - 1) (the scale 1/scale_factor is taken in "
+                "float32, as PyTorch does)")
     lines = [
         f"upsample-nearest2d: scale factor {scale:g}; every output pixel copies the nearest "
         "input pixel, nothing is learned and nothing is summed.",
@@ -805,7 +807,7 @@ def _explain_upsample_nearest2d(s: Settings) -> Explanation:
     lines.append("backward: each input pixel receives the sum of the gradients of all its "
                  "copies.")
     checks = [_check_line("every copied value above", hand, y,
-                          "F.upsample_nearest2d -> npae/kernels/upsample_nearest2d.py")]
+                          "F.upsample_nearest2d")]
     if s.matrix:
         n_in, n_out = in_hw[0] * in_hw[1], oh * ow
         _too_big_for_matrix(n_out, n_in, f"output {hw((oh, ow))}")
@@ -889,7 +891,7 @@ def _explain_im2col(s: Settings) -> Explanation:
     lines.append("With C input channels the columns have C*kh*kw rows, and with O filters the "
                  "weights are an O x C*kh*kw matrix: still one product.")
     checks = [_check_line("the column matrix above", hand_cols, cols,
-                          "npae/kernels/im2col.py"),
+                          "npae.kernels.im2col"),
               _check_line("weights @ columns", hand_y, y, "F.conv2d")]
     if s.matrix:
         lines.append("")

@@ -303,7 +303,9 @@ def tconv_choices(n_in, target, k, s, d=1) -> list[tuple[int, int]]:
     """(padding, output_padding) pairs with which a transposed convolution of kernel k, stride
     s, dilation d turns n_in into target (output_padding < max(s, d), as shapes.py requires)."""
     full = conv_transpose2d_out(n_in, k, s, 0, d, 0)
-    return [(p, op_) for p in range(0, full // 2 + 1) for op_ in range(max(s, d))
+    limit = max(s, d)
+    # beyond this padding even the largest output_padding leaves no output pixel
+    return [(p, op_) for p in range((full + limit) // 2 + 1) for op_ in range(limit)
             if conv_transpose2d_out(n_in, k, s, p, d, op_) == target]
 
 
@@ -430,9 +432,15 @@ def report(plan: Plan) -> str:
                 src = s.sources[a]
                 label = "" if s.sources[0] == s.sources[1] and s.before[1] == s.before[2] \
                     else f" ({name})"
-                listed = (f"{src[0]}..{src[-1]}" if len(src) > 2 else " or ".join(map(str, src)))
-                lines.append(f"{'':>5}{s.shape[1 + a]} comes from any input size in {{{listed}}}"
-                             f"{label}")
+                if len(src) == 1:
+                    how = f"only from input size {src[0]}"
+                elif len(src) == 2:
+                    how = f"from input size {src[0]} or {src[1]}"
+                else:
+                    how = f"from any input size in {src[0]}..{src[-1]}"
+                lines.append(f"{'':>5}{s.shape[1 + a]} comes {how}{label} (the floor drops "
+                             "the rest)" if len(src) > 1 else f"{'':>5}{s.shape[1 + a]} comes "
+                             f"{how}{label}")
     final = plan.steps[-1].shape if plan.steps else plan.input
     lines.append("")
     lines.append(f"output: {_shape_text(final)}")
