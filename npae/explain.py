@@ -573,14 +573,14 @@ def _explain_conv_transpose2d(s: Settings) -> Explanation:
     ]
     if s.matrix:
         lines.append("")
-        lines += _tconv_matrix_section(x, k, g, in_hw, out_hw, y, stride, s, checks)
+        lines += _tconv_matrix_section(x, k, g, in_hw, out_hw, y, stride, s, checks, out_pad)
     lines.append("")
     lines += [c for c, _ in checks]
     return Explanation("conv-transpose2d", lines, out_hw, all(ok for _, ok in checks),
                        {"x": x, "k": k, "y": y, "geom": g, "count": count, "places": places})
 
 
-def _tconv_matrix_section(x, k, g, in_hw, out_hw, y, stride, s, checks) -> list[str]:
+def _tconv_matrix_section(x, k, g, in_hw, out_hw, y, stride, s, checks, out_pad) -> list[str]:
     n_in, n_out = in_hw[0] * in_hw[1], out_hw[0] * out_hw[1]
     _too_big_for_matrix(n_out, n_in, f"input {hw(in_hw)} -> output {hw(out_hw)}")
     _too_big_for_matrix(n_in, n_out, f"the matching conv2d (input {hw(out_hw)})")
@@ -589,13 +589,21 @@ def _tconv_matrix_section(x, k, g, in_hw, out_hw, y, stride, s, checks) -> list[
     mc = _conv_matrix(k, out_hw, gc)
     lines = [f"as a matrix: y.flat = M @ x.flat with M {mt.shape[0]}x{mt.shape[1]} (column "
              "j: the copy of the kernel that input pixel j places; . = 0).",
-             f"It is exactly the transpose of the {mc.shape[0]}x{mc.shape[1]} matrix of conv2d "
-             f"with the same kernel, stride and padding on a {hw(out_hw)} input:"]
+             f"It is the transpose of the {mc.shape[0]}x{mc.shape[1]} matrix of conv2d with the "
+             f"same kernel, stride, padding and dilation on a {hw(out_hw)} input:"]
     lines += matrix_lines(mt, out_hw, in_hw)
     lines.append("")
     lines.append(f"conv2d's matrix ({hw(out_hw)} -> {hw((gc.oh, gc.ow))}), for comparison:")
     lines += matrix_lines(mc, (gc.oh, gc.ow), out_hw)
-    same = mc.shape == mt.T.shape and np.array_equal(mc, mt.T)
+    # conv2d of the output size gives back the input size plus floor(output_padding / stride)
+    # rows (and columns): only when output_padding >= stride (possible with dilation) are there
+    # extra ones, which the transpose convolution never writes
+    keep = np.array([r < in_hw[0] and c < in_hw[1] for r in range(gc.oh) for c in range(gc.ow)])
+    same = mc[keep].shape == mt.T.shape and np.array_equal(mc[keep], mt.T)
+    if not keep.all():
+        lines.append(f"(output_padding {hp(out_pad)} >= stride {hp(stride)}: conv2d gives "
+                     f"{hw((gc.oh, gc.ow))}, not {hw(in_hw)}; M is the transpose of its rows for "
+                     f"the {hw(in_hw)} outputs y[0..{in_hw[0] - 1},0..{in_hw[1] - 1}].)")
     checks.append(_check_line("M @ x.flat", mt @ x.ravel(), y.ravel(), "F.conv_transpose2d"))
     z = np.random.default_rng(s.seed + 1).integers(-3, 4, size=out_hw).astype(np.float64)
     yc = F.conv2d(_t(z), _t(k), stride=stride, padding=s.padding, dilation=s.dilation).data

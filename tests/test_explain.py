@@ -6,6 +6,8 @@ import re
 import numpy as np
 import pytest
 import reference as R
+from hypothesis import given
+from hypothesis import strategies as st
 
 import npae.explain as E
 import npae.functional as F
@@ -242,3 +244,35 @@ def test_figure_is_a_png(op, tmp_path):
                   tmp_path / "sub" / f"{op}.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+# ------------------------------------------------------------------------------ any settings
+@given(op=st.sampled_from(OPS), h=st.integers(1, 6), w=st.integers(1, 6),
+       k=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       p=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       op_=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       scale=st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0]), seed=st.integers(0, 99),
+       matrix=st.booleans())
+def test_every_valid_setting_explains_and_checks(op, h, w, k, s, p, d, op_, scale, seed, matrix):
+    settings = Settings(input=(h, w), kernel=k, stride=s, padding=p, dilation=d,
+                        output_padding=op_, scale=scale, seed=seed, matrix=matrix)
+    try:
+        e = explain(op, settings)
+    except ValueError as err:
+        # only settings the op itself refuses (or a matrix too wide to print) may fail
+        assert op.replace("-", "_") in str(err) or "--matrix" in str(err) or \
+            op == "im2col" and "im2col" in str(err), str(err)
+        return
+    assert e.ok, e.text
+    assert f"{e.output_hw[0]}x{e.output_hw[1]}" in e.text
+
+
+@pytest.mark.parametrize("module", ["npae.explain", "npae.shape_solver"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

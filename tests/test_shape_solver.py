@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import npae.functional as F
 from npae import Tensor, models, nn, no_grad
@@ -211,3 +213,28 @@ def test_nn_layers_map_to_specs():
     assert [layer.spec for layer in layers if layer.kind in ("conv", "tconv")] == [
         "conv:16:3:2:1", "conv:32:3:2:1", "tconv:16:3:2:1:1", "tconv:1:3:2:1:1"]
     assert isinstance(models.create("conv-strided").encoder[0], nn.Conv2d)
+
+
+LAYER = st.one_of(
+    st.builds(lambda o, k, s, p: f"conv:{o}:{k}:{s}:{p}", st.integers(1, 3), st.integers(1, 4),
+              st.integers(1, 3), st.integers(0, 2)),
+    st.builds(lambda k, s: f"pool:{k}:{s}", st.integers(1, 3), st.integers(1, 3)),
+    st.builds(lambda o, k, s, p, op_: f"tconv:{o}:{k}:{s}:{p}:{op_}", st.integers(1, 3),
+              st.integers(1, 4), st.integers(1, 3), st.integers(0, 1), st.integers(0, 1)),
+    st.builds(lambda f: f"up:{f}", st.sampled_from([1, 2, 3])),
+)
+
+
+@given(st.lists(LAYER, min_size=1, max_size=4), st.integers(1, 12), st.integers(1, 12))
+def test_random_stacks_match_the_ops(specs, h, w):
+    """The solver gives the real ops' shapes, or fails exactly where an op fails."""
+    layers = parse_layers(",".join(specs))
+    try:
+        expected = _run(layers, (1, h, w))
+    except ValueError:
+        expected = None
+    try:
+        got = [step.shape for step in solve(layers, (1, h, w)).steps]
+    except ValueError:
+        got = None
+    assert got == expected
