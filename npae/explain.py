@@ -455,6 +455,11 @@ def _placements(in_hw, g, out_hw):
     return out
 
 
+def _start(var, stride, pad) -> str:
+    """'i*2', or 'i*2 - 1' with padding 1."""
+    return f"{var}*{stride}" + (f" - {pad}" if pad else "")
+
+
 def _tconv_matrix(k, in_hw, g, out_hw):
     m = np.zeros((out_hw[0] * out_hw[1], in_hw[0] * in_hw[1]))
     for (i, j), taps in _placements(in_hw, g, out_hw).items():
@@ -481,7 +486,8 @@ def _explain_conv_transpose2d(s: Settings) -> Explanation:
 
     lines = [
         f"conv-transpose2d: every input pixel scales a copy of the {hw(kernel)} kernel; the copy "
-        f"of x[i,j] starts at output row i*{g.sh} - {g.ph}, column j*{g.sw} - {g.pw} "
+        f"of x[i,j] starts at output row {_start('i', g.sh, g.ph)}, column "
+        f"{_start('j', g.sw, g.pw)} "
         f"(stride {hp(stride)}, padding {hp(s.padding)}, dilation {hp(s.dilation)}).",
         "In case of overlapping, the values are summed.",
         "",
@@ -728,7 +734,8 @@ def _explain_max_unpool2d(s: Settings) -> Explanation:
     lines += [
         "",
         f"Then max-unpool2d puts each pooled value back at its flat index in a {hw(in_hw)} "
-        "plane, zeros elsewhere:",
+        "plane, zeros elsewhere.",
+        "",
     ]
     texts = [unpool2d_size_text(g.oh, g.kh, g.sh, g.ph)[0],
              unpool2d_size_text(g.ow, g.kw, g.sw, g.pw)[0]]
