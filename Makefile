@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint venv demo clean
+.PHONY: test lint venv demo docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: lint
 # Fetch MNIST, train every model of the article for one epoch, write runs/demo/report.md.
 demo: $(STAMP)
 	$(BIN)/npae demo --out runs/demo
+
+# Regenerate the operation guide in docs/ from `npae explain` (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python -m npae.docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -4,6 +4,12 @@
                      [--resume]
     npae eval CHECKPOINT [--seed S]
     npae demo [--out DIR] [--epochs N]
+    npae explain OP [--input HxW] [--kernel K] [--stride S] [--padding P] [--dilation D]
+                    [--output-padding OP] [--scale F] [--seed S | --values V] [--weights W]
+                    [--matrix] [--png FILE]
+    npae shapes [MODEL | --layers SPEC] [--input HxW] [--channels C]
+    npae gradcheck OP [the explain options] [--batch N] [--channels C] [--out-channels O]
+                      [--plant-bug]
 """
 
 from __future__ import annotations
@@ -67,6 +73,97 @@ def _demo(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    from npae.explain import Settings, explain
+
+    settings = Settings(input=args.input, kernel=args.kernel, stride=args.stride,
+                        padding=args.padding, dilation=args.dilation,
+                        output_padding=args.output_padding, scale=args.scale, seed=args.seed,
+                        values=args.values, weights=args.weights, matrix=args.matrix)
+    result = explain(args.op, settings)
+    print(result.text, end="")
+    if args.png:
+        from npae.explain_figures import figure
+
+        print(f"figure: {figure(result, args.png)}")
+    return 0 if result.ok else 1
+
+
+def _shapes(args) -> int:
+    from npae.shape_solver import layers_from_model, parse_layers, report, solve
+
+    if (args.model is None) == (args.layers is None):
+        raise ValueError("give a model name or --layers (one of them): e.g. npae shapes "
+                         "conv-transpose, or npae shapes --layers conv:16:3:1:1,pool:2")
+    layers = parse_layers(args.layers) if args.layers else layers_from_model(args.model)
+    print(report(solve(layers, (args.channels,) + args.input)), end="")
+    return 0
+
+
+def _gradcheck(args) -> int:
+    from npae.gradcheck_cli import Settings, run
+
+    settings = Settings(input=args.input, kernel=args.kernel, stride=args.stride,
+                        padding=args.padding, dilation=args.dilation,
+                        output_padding=args.output_padding, scale=args.scale, seed=args.seed,
+                        batch=args.batch, channels=args.channels,
+                        out_channels=args.out_channels)
+    return 0 if run(args.op, settings, plant_bug=args.plant_bug) else 1
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'4x4' or '4' -> (4, 4); sizes are positive."""
+    value = _pair(text, "a size HxW like 4x4 (or one number for a square)")
+    if min(value) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return value
+
+
+def _hyper(text: str) -> tuple[int, int]:
+    """'2' or '2x1' -> (2, 2) or (2, 1)."""
+    return _pair(text, "an int or HxW like 2x1")
+
+
+def _pair(text: str, what: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return values[0], values[1]
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas or spaces, row by row, got {text!r}"
+        ) from None
+
+
+def _op_options(p, defaults_note: str) -> None:
+    """The options `npae explain` and `npae gradcheck` share; they mirror npae.functional."""
+    p.add_argument("--input", type=_size, default=None, metavar="HxW",
+                   help=f"input size, e.g. 4x4 (default: {defaults_note})")
+    p.add_argument("--kernel", type=_size, default=None, metavar="K",
+                   help="kernel size (3 for the convolutions, 2 for pooling)")
+    p.add_argument("--stride", type=_size, default=None, metavar="S",
+                   help="stride (default 1; pooling: the kernel size)")
+    p.add_argument("--padding", type=_hyper, default=(0, 0), metavar="P", help="default 0")
+    p.add_argument("--dilation", type=_size, default=(1, 1), metavar="D", help="default 1")
+    p.add_argument("--output-padding", type=_hyper, default=(0, 0), metavar="OP",
+                   help="conv-transpose2d: picks one of the output sizes (adds no zeros)")
+    p.add_argument("--scale", type=float, default=2.0, metavar="F",
+                   help="upsample-nearest2d: the scale factor (default 2)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed for the random numbers (default 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npae", description="Train and inspect the autoencoders of npae on MNIST."
@@ -110,6 +207,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=1, metavar="N",
                    help="epochs per model (default 1)")
     p.set_defaults(run=_demo)
+
+    from npae.explain import OPS
+
+    p = sub.add_parser(
+        "explain", help="work an operation through by hand, checked against its kernel",
+        description="Show how an operation computes its output on one small image: the "
+        "windows, products and sums (or copies, maxima, indices), the output-size formula with "
+        "your numbers, and a final check that the shown arithmetic equals npae's kernel. Exits "
+        "1 if that check fails.")
+    p.add_argument("op", choices=OPS, metavar="OP", help="one of: " + ", ".join(OPS))
+    _op_options(p, "4x4; 2x2 for conv-transpose2d and upsample-nearest2d")
+    p.add_argument("--values", type=_numbers, default=None, metavar="V",
+                   help="the input's numbers, row by row, e.g. '1,2,3,4' (default: random "
+                        "small integers from --seed)")
+    p.add_argument("--weights", type=_numbers, default=None, metavar="W",
+                   help="the kernel's numbers, row by row (convolutions and im2col)")
+    p.add_argument("--matrix", action="store_true",
+                   help="also write the op as a dense matrix (tiny inputs only), checked "
+                        "against the op")
+    p.add_argument("--png", default=None, metavar="FILE", help="also draw it into a PNG figure")
+    p.set_defaults(run=_explain)
+
+    p = sub.add_parser(
+        "shapes", help="every intermediate shape of a layer stack, and how to get back",
+        description="Print the shape after every layer, the input sizes each downsampled size "
+        "can come from, and for each decoder layer the (padding, output_padding) or unpool "
+        "output_size choices that get back to the encoder's size. Layers: "
+        "conv:OUT:K[:S[:P[:D]]], pool:K[:S[:P]], tconv:OUT:K[:S[:P[:OP]]], unpool:K[:S[:P]], "
+        "up:SCALE, relu, sigmoid, tanh, flatten, linear:OUT, unflatten:C:H:W.")
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                   help="a model of npae.models: " + ", ".join(models.names()))
+    p.add_argument("--layers", default=None, metavar="SPEC",
+                   help='comma-separated layers, e.g. "conv:16:3:1:1,pool:2,conv:4:3:1:1,pool:2"')
+    p.add_argument("--input", type=_size, default=(28, 28), metavar="HxW",
+                   help="input size (default 28x28)")
+    p.add_argument("--channels", type=int, default=1, metavar="C",
+                   help="input channels (default 1)")
+    p.set_defaults(run=_shapes)
+
+    p = sub.add_parser(
+        "gradcheck", help="check an op's backward against finite differences (float64)",
+        description="Run npae.gradcheck on one op and print, per input, the analytic and the "
+        "numeric gradient: largest absolute and relative error and the worst element. Exits 1 "
+        "on failure.")
+    p.add_argument("op", choices=OPS, metavar="OP", help="one of: " + ", ".join(OPS))
+    _op_options(p, "5x5 conv2d, 3x3 conv-transpose2d and upsample-nearest2d, 4x4 the others")
+    p.add_argument("--batch", type=int, default=2, metavar="N", help="images (default 2)")
+    p.add_argument("--channels", type=int, default=2, metavar="C",
+                   help="input channels (default 2)")
+    p.add_argument("--out-channels", type=int, default=3, metavar="O",
+                   help="output channels of the convolutions (default 3)")
+    p.add_argument("--plant-bug", action="store_true",
+                   help="swap in a deliberately wrong backward (this run only) to see a failure")
+    p.set_defaults(run=_gradcheck)
 
     # listed for --help; main() hands `npae bench ...` to the suite, which has its own options
     sub.add_parser("bench", help="benchmark kernels and training against NumPy and PyTorch "

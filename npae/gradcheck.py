@@ -105,6 +105,11 @@ def _perturbed(fn, values, checked, i, direction, eps):
     return _forward(fn, plus, checked), _forward(fn, minus, checked)
 
 
+def _index(flat, shape) -> tuple[int, ...]:
+    """A flat position as a tuple of plain ints (NumPy 2 would print np.int64(3))."""
+    return tuple(int(v) for v in np.unravel_index(flat, shape))
+
+
 def _close(a, n, atol, rtol):
     return abs(a - n) <= atol + rtol * abs(n)
 
@@ -164,8 +169,8 @@ def _check_full_jacobian(fn, values, checked, y, eps, atol, rtol):
             for k in range(y.size):
                 a, n = rows[k][pos][j], column[k]
                 if not _close(a, n, atol, rtol):
-                    where = np.unravel_index(j, x.shape)
-                    out_where = np.unravel_index(k, y.shape)
+                    where = _index(j, x.shape)
+                    out_where = _index(k, y.shape)
                     _fail(f"element {where} (output element {out_where})", i, x.shape, where,
                           a, n, atol, rtol, output_element=out_where)
 
@@ -183,7 +188,7 @@ def _check_projections(fn, values, checked, y, eps, atol, rtol, rng, samples, di
             n = np.vdot(v, f_plus - f_minus) / (2 * eps)
             a = g.ravel()[j]
             if not _close(a, n, atol, rtol):
-                where = np.unravel_index(j, x.shape)
+                where = _index(j, x.shape)
                 _fail(f"element {where}", i, x.shape, where, a, n, atol, rtol)
         for d in range(directions):
             u = rng.standard_normal(x.shape)

@@ -103,9 +103,13 @@ def conv2d_geometry(op, hw, kernel, stride, padding, dilation) -> Geometry:
             f"{_fmt(dilation)}) is larger than the padded input {_fmt(padded)} "
             f"(input {h}x{w} + 2*padding {_fmt(padding)})"
         )
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    oh = conv2d_out(h, kh, sh, ph, dh)
+    ow = conv2d_out(w, kw, sw, pw, dw)
     return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+
+
+def conv2d_out(n, k, s, p, d) -> int:
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 def conv_transpose2d_out(h, k, s, p, d, op_) -> int:
@@ -202,6 +206,10 @@ def pool2d_geometry(op, hw, kernel, stride, padding, dilation, ceil_mode) -> Geo
     return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
+def unpool2d_out(n, k, s, p) -> int:
+    return (n - 1) * s - 2 * p + k
+
+
 def unpool2d_size(op, hw, kernel, stride, padding, output_size=None) -> tuple[int, int]:
     """max_unpool2d's output size: the default, or a checked ``output_size``.
 
@@ -212,7 +220,7 @@ def unpool2d_size(op, hw, kernel, stride, padding, output_size=None) -> tuple[in
     check_positive(op, "kernel_size", kernel)
     check_positive(op, "stride", stride)
     check_nonnegative(op, "padding", padding)
-    default = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
+    default = (unpool2d_out(h, kh, sh, ph), unpool2d_out(w, kw, sw, pw))
     if output_size is None:
         size = default
     else:
@@ -286,3 +294,53 @@ def _nearest_source(n_in: int, n_out: int, scale_factor: float | None) -> np.nda
         scale = np.float32(n_in) / np.float32(n_out)
     src = np.floor(dst.astype(np.float32) * scale).astype(np.int64)
     return np.minimum(src, n_in - 1)
+
+
+# ------------------------------------------------------------- the formulas, spelled out
+# The same arithmetic as above, written out with the user's numbers for `npae explain` and
+# `npae shapes`. Each returns the text and the value it arrives at (computed by the functions
+# above, so text and op can never disagree).
+FORMULAS = {
+    "conv2d": "out = floor((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1",
+    "conv_transpose2d": "out = (in - 1)*stride - 2*padding + dilation*(kernel - 1) "
+                        "+ output_padding + 1",
+    "max_pool2d": "out = floor((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1",
+    "max_unpool2d": "out = (in - 1)*stride - 2*padding + kernel",
+    "upsample_nearest2d": "out = floor(in * scale_factor)",
+}
+
+
+def conv2d_size_text(n, k, s, p, d) -> tuple[str, int]:
+    """'floor((4 + 2*1 - 1*(3 - 1) - 1) / 2) + 1 = floor(3 / 2) + 1 = 2', 2"""
+    out = conv2d_out(n, k, s, p, d)
+    num = n + 2 * p - d * (k - 1) - 1
+    text = f"floor(({n} + 2*{p} - {d}*({k} - 1) - 1) / {s}) + 1 = floor({num} / {s}) + 1 = {out}"
+    return text, out
+
+
+def pool2d_size_text(n, k, s, p, d, ceil_mode=False) -> tuple[str, int]:
+    if not ceil_mode:
+        return conv2d_size_text(n, k, s, p, d)
+    out = pool2d_out(n, k, s, p, d, True)
+    num = n + 2 * p - d * (k - 1) - 1
+    text = f"ceil(({n} + 2*{p} - {d}*({k} - 1) - 1) / {s}) + 1 = ceil({num} / {s}) + 1"
+    if out != -(-num // s) + 1:
+        text += f" - 1 (the last window would start in the padding) = {out}"
+    else:
+        text += f" = {out}"
+    return text, out
+
+
+def conv_transpose2d_size_text(n, k, s, p, d, op_) -> tuple[str, int]:
+    out = conv_transpose2d_out(n, k, s, p, d, op_)
+    return f"({n} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {op_} + 1 = {out}", out
+
+
+def unpool2d_size_text(n, k, s, p) -> tuple[str, int]:
+    out = unpool2d_out(n, k, s, p)
+    return f"({n} - 1)*{s} - 2*{p} + {k} = {out}", out
+
+
+def upsample_size_text(n, scale) -> tuple[str, int]:
+    out = math.floor(n * scale)
+    return f"floor({n} * {scale:g}) = {out}", out
