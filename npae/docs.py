@@ -72,9 +72,10 @@ PAGES = [
         "matrix of conv-transpose2d.",
         [("npae/ops/conv2d.py", "`Conv2d` (forward and backward) and `conv2d`, the checks"),
          ("kernels/conv2d.py", "`conv2d_fwd`, `conv2d_bwd_input`, `conv2d_bwd_weight`: im2col + "
-                               "GEMM in bounded memory"),
-         ("kernels/conv2d_direct.py", "direct loops for one output channel over a long window"),
-         ("kernels/im2col.py", "`im2col_rows`, `col2im_rows`"),
+                               "GEMM in bounded memory; `conv2d_plan` picks the path"),
+         ("kernels/conv2d_image.py", "`conv2d_image_fwd` and its backwards: one image per "
+                                     "thread, its taps in cache, for few output channels"),
+         ("kernels/im2col.py", "`im2col_into`, `col2im_rows`"),
          ("npae/shapes.py", "`conv2d_geometry`: the output size and its errors"),
          ("tests/reference.py", "`conv2d_ref`: the float64 loop every kernel is tested against")],
     ),
