@@ -9,7 +9,7 @@ twin (none yet: the CuPy backend arrives with issue 5):
 
 |kernel                |does                                      |reference                      |
 |----------------------|------------------------------------------|-------------------------------|
-|im2col / _rows / _into|windows -> columns                        |im2col_ref                     |
+|im2col / im2col_rows  |windows -> columns                        |im2col_ref                     |
 |col2im / col2im_rows  |columns -> image, overlaps summed         |col2im_ref                     |
 |conv2d_fwd            |im2col + GEMM (chunked) or one image/thread|conv2d_ref                    |
 |conv2d_bwd_input      |GEMM + col2im, or one image/thread        |conv_transpose2d_ref           |
@@ -35,7 +35,7 @@ from .conv2d import (
     plan_chunks,
 )
 from .conv2d_image import conv2d_image_bwd_input, conv2d_image_bwd_weight, conv2d_image_fwd
-from .im2col import col2im, col2im_rows, im2col, im2col_into, im2col_rows
+from .im2col import col2im, col2im_rows, im2col, im2col_rows
 from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
 from .max_unpool2d import max_unpool2d_bwd, max_unpool2d_fwd
 from .relu import relu_bwd, relu_fwd
@@ -47,7 +47,6 @@ __all__ = [
     "conv2d_plan",
     "im2col",
     "im2col_rows",
-    "im2col_into",
     "col2im",
     "col2im_rows",
     "conv2d_fwd",

@@ -23,22 +23,12 @@ from numba import prange
 from ._jit import jit
 
 
-@jit()
+@jit(parallel=True)
 def im2col_rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
     """cols (N, C*kh*kw, (oy1-oy0)*ow) for output rows oy0..oy1-1 of x (N, C, H, W)."""
-    n, c = x.shape[:2]
-    cols = np.empty((n, c * kh * kw, (oy1 - oy0) * ow), dtype=x.dtype)
-    im2col_into(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
-    return cols
-
-
-@jit(parallel=True)
-def im2col_into(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
-    """im2col_rows written into ``cols`` (N, C*kh*kw, (oy1-oy0)*ow), which may be a strided
-    view: conv2d passes a (K, N, L) buffer seen as (N, K, L), so that one GEMM covers a whole
-    chunk of images."""
     n, c, h, w = x.shape
     rows = oy1 - oy0
+    cols = np.empty((n, c * kh * kw, rows * ow), dtype=x.dtype)
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
@@ -58,6 +48,7 @@ def im2col_into(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
                             cols[b, r, base + ox] = x[b, ch, hy, wx]
                         else:
                             cols[b, r, base + ox] = 0
+    return cols
 
 
 @jit(parallel=True)

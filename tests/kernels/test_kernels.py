@@ -238,14 +238,14 @@ def test_conv_scratch_stays_within_the_limit(monkeypatch):
     from npae.kernels import conv2d as conv_module
 
     sizes = []
-    real = conv_module._columns
+    real = conv_module.im2col_rows
 
     def recording(*args):
         cols = real(*args)
         sizes.append(cols.nbytes)
         return cols
 
-    monkeypatch.setattr(conv_module, "_columns", recording)
+    monkeypatch.setattr(conv_module, "im2col_rows", recording)
     rng = np.random.default_rng(4)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     per_image = 3 * 9 * 16 * 16 * 4  # K * oh * ow * itemsize
