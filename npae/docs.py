@@ -75,7 +75,7 @@ PAGES = [
                                "GEMM in bounded memory; `conv2d_plan` picks the path"),
          ("kernels/conv2d_image.py", "`conv2d_image_fwd` and its backwards: one image per "
                                      "thread, its taps in cache, for few output channels"),
-         ("kernels/im2col.py", "`im2col_into`, `col2im_rows`"),
+         ("kernels/im2col.py", "`im2col_rows`, `col2im_rows`"),
          ("npae/shapes.py", "`conv2d_geometry`: the output size and its errors"),
          ("tests/reference.py", "`conv2d_ref`: the float64 loop every kernel is tested against")],
     ),
