@@ -19,11 +19,13 @@ CASES = [pytest.param(info, method, id=f"{info.name}-{method}" if method else in
 @pytest.fixture
 def force_conv_path(monkeypatch):
     from npae.kernels import conv2d as conv_module
+    from npae.kernels.cuda import conv2d as gpu_conv_module
 
     def force(method):
         if method is not None:
-            monkeypatch.setattr(conv_module, "_use_direct",
-                                lambda requested, *shape: method == "direct")
+            for module in (conv_module, gpu_conv_module):  # the CPU kernels and their GPU twins
+                monkeypatch.setattr(module, "_use_direct",
+                                    lambda requested, *shape: method == "direct")
 
     return force
 
