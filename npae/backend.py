@@ -17,8 +17,9 @@ from npae import kernels as cpu_kernels
 DEVICES = ("cpu", "cuda")
 
 INSTALL_HINT = (
-    "the 'cuda' device needs CuPy and an NVIDIA GPU with a CUDA 12 driver: install the gpu "
-    "extra with `pip install -e .[gpu]` (from a checkout) or `pip install npae[gpu]`"
+    "the 'cuda' device needs CuPy (cupy-cuda12x) and an NVIDIA GPU with a CUDA 12 driver: "
+    "install the gpu extra with `pip install -e .[gpu]` (from a checkout) or "
+    "`pip install npae[gpu]`"
 )
 
 _forced = None  # a kernel module that serves every call (tests: GPU kernels under the simulator)
@@ -67,15 +68,16 @@ def normalize_device(device) -> str:
 
 
 def cupy_or_raise():
-    """The cupy module, or a RuntimeError that says what to install."""
+    """The cupy module, or npae.cuda.CUDAUnavailableError saying what to install."""
+    from npae import cuda
+
     try:
         import cupy
     except ImportError:
-        raise RuntimeError(f"CuPy is not installed: {INSTALL_HINT}") from None
-    from npae import cuda
-
+        raise cuda.CUDAUnavailableError(f"CuPy is not installed: {INSTALL_HINT}") from None
     if not cuda.is_available():
-        raise RuntimeError(f"CuPy is installed but finds no usable CUDA GPU: {INSTALL_HINT}")
+        raise cuda.CUDAUnavailableError(
+            f"CuPy is installed but finds no usable CUDA GPU: {INSTALL_HINT}")
     return cupy
 
 

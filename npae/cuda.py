@@ -9,6 +9,12 @@ The backend needs the ``gpu`` extra (``pip install -e .[gpu]``: CuPy for CUDA 12
 """
 
 
+class CUDAUnavailableError(RuntimeError, ImportError):
+    """Raised by ``.to('cuda')`` when the GPU backend cannot run here; the message says what to
+    install. A RuntimeError (as PyTorch raises without CUDA) and, since the usual cause is a
+    missing package, an ImportError too."""
+
+
 def is_available() -> bool:
     """True when CuPy imports and sees at least one CUDA GPU."""
     try:

@@ -34,10 +34,11 @@ def test_without_cupy_npae_imports_and_reports_no_gpu(no_cupy):
     lambda: nn.Linear(3, 2).to("cuda"),
 ])
 def test_without_cupy_moving_to_cuda_says_what_to_install(no_cupy, move):
-    with pytest.raises(RuntimeError) as raised:
+    with pytest.raises(npae.cuda.CUDAUnavailableError) as raised:
         move()
+    assert isinstance(raised.value, RuntimeError) and isinstance(raised.value, ImportError)
     message = str(raised.value)
-    assert "CuPy" in message and "GPU" in message
+    assert "CuPy" in message and "cupy-cuda12x" in message and "GPU" in message
     assert "pip install -e .[gpu]" in message and "npae[gpu]" in message
 
 

@@ -36,7 +36,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (grad.transpose(np.argsort(ctx.dims)),)
+        return (grad.transpose(tuple(int(d) for d in np.argsort(ctx.dims))),)
 
 
 def _is_basic(index) -> bool:
