@@ -95,7 +95,7 @@ def _compile_checks():
     i = types.int64
     index4, index1 = types.Array(i, 4, "C"), types.Array(i, 1, "C")
     for dt in (types.float32, types.float64):
-        a3, a4 = types.Array(dt, 3, "C"), types.Array(dt, 4, "C")
+        a1, a3, a4 = (types.Array(dt, d, "C") for d in (1, 3, 4))
         table = [
             (mod["im2col"]._im2col_kernel, (i, a4, a3, *[i] * 11)),
             (mod["im2col"]._col2im_kernel, (i, a3, a4, *[i] * 11)),
@@ -103,7 +103,7 @@ def _compile_checks():
             (mod["conv2d"]._direct_bwd_input_kernel, (i, a4, a4, a4, *[i] * 6)),
             (mod["conv2d"]._direct_bwd_weight_kernel, (i, a4, a4, a4, *[i] * 6)),
             (mod["max_pool2d"]._max_pool_kernel, (i, a4, a4, index4, *[i] * 8)),
-            (mod["max_unpool2d"]._unpool_fwd_kernel, (i, a4, index4, a4)),
+            (mod["max_unpool2d"]._unpool_fwd_kernel, (i, a1, index1, index1, a1)),
             (mod["max_unpool2d"]._unpool_bwd_kernel, (i, a4, index4, a4)),
             (mod["upsample_nearest2d"]._upsample_fwd_kernel, (i, a4, index1, index1, a4)),
             (mod["upsample_nearest2d"]._upsample_bwd_kernel, (i, a4, index1, index1, a4)),

@@ -1,32 +1,43 @@
 """GPU twins of max unpooling (same signatures as ``npae.kernels.max_unpool2d``).
 
-The forward is a scatter-add on the CPU (y.flat[idx] += x); here it is a gather: one thread per
-output element k of a plane scans the plane's indices in scan order and sums every x whose
-index is k. Duplicates (overlapping pooling windows) are summed in the CPU kernel's order, no
-atomics, the same result on every run. The price is a scan of the whole input plane per output
-element (H*W reads, from a plane every thread of the block shares): cheap for the article's
-planes (at most 14x14 inputs), quadratic for large ones. The backward is a gather already.
+The forward is a scatter-add on the CPU (y.flat[idx] += x, duplicates summed in scan order).
+Here it is a gather, one thread per output element, in two steps:
+
+    key[p, q] = (p * oh*ow + idx[p, q]) * H*W + q      plane p, input position q (scan order)
+    order     = argsort(key)                             every key is distinct: one order only
+    slot      = key[order] // (H*W)                       the output element each entry feeds,
+                                                          sorted, and by q within a slot
+
+Thread t (output element t of the whole batch) binary-searches ``slot`` for its first entry
+and sums x over its run of entries: the values whose index is t, in scan order, as on the CPU.
+No atomics, the same sum on every run, and O(log) work to find the run instead of a scan of the
+whole plane. A negative index (never produced by max_pool2d; the op rejects them) sorts past
+every slot and is skipped, as on the CPU. The backward is a gather already.
 """
 
+import numpy as np
 from numba import cuda
 
 from ._launch import launch, xp_of
 
 
 @cuda.jit
-def _unpool_fwd_kernel(n_total, x, idx, y):
-    c, h, w = x.shape[1], x.shape[2], x.shape[3]
-    size = y.shape[2] * y.shape[3]
+def _unpool_fwd_kernel(n_total, x_flat, order, slot, y_flat):
+    m = slot.shape[0]
     for t in range(cuda.grid(1), n_total, cuda.gridsize(1)):
-        k = t % size
-        ch = (t // size) % c
-        b = t // (size * c)
-        acc = y.dtype.type(0)
-        for i in range(h):
-            for j in range(w):
-                if idx[b, ch, i, j] == k:
-                    acc += x[b, ch, i, j]
-        y[b, ch, k // y.shape[3], k % y.shape[3]] = acc
+        lo = 0
+        hi = m
+        while lo < hi:  # first entry with slot >= t
+            mid = (lo + hi) // 2
+            if slot[mid] < t:
+                lo = mid + 1
+            else:
+                hi = mid
+        acc = y_flat.dtype.type(0)
+        while lo < m and slot[lo] == t:
+            acc += x_flat[order[lo]]
+            lo += 1
+        y_flat[t] = acc
 
 
 @cuda.jit
@@ -47,8 +58,19 @@ def _unpool_bwd_kernel(n_total, gy, idx, gx):
 
 def max_unpool2d_fwd(x, idx, oh, ow):
     """x, idx (N, C, H, W) -> y (N, C, oh, ow)."""
-    y = xp_of(x).empty((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
-    launch(_unpool_fwd_kernel, y.size, x, idx, y)
+    xp = xp_of(x)
+    n, c, h, w = x.shape
+    planes, hw, size = n * c, h * w, oh * ow
+    flat = idx.reshape(planes, hw)
+    plane = xp.arange(planes, dtype=np.int64).reshape(planes, 1)
+    pos = xp.arange(hw, dtype=np.int64).reshape(1, hw)
+    past_the_end = planes * size  # the slot of a negative index: no thread reads it
+    key = xp.where(flat >= 0, (plane * size + flat) * hw + pos, past_the_end * hw + pos)
+    key = key.ravel()
+    order = xp.argsort(key)
+    slot = key[order] // hw
+    y = xp.empty((n, c, oh, ow), dtype=x.dtype)
+    launch(_unpool_fwd_kernel, y.size, x.reshape(-1), order, slot, y.reshape(-1))
     return y
 
 

@@ -94,6 +94,16 @@ def test_upsample_nearest2d_fwd_bwd(lane, dtype, seed, h, w, oh, ow):
 
 
 @pytest.mark.parametrize("lane", LANES)
+def test_max_unpool2d_skips_a_negative_index_and_sums_duplicates(lane):
+    # the op rejects negative indices; the kernel still skips them, as the CPU kernel does
+    lane = lane_for(lane)
+    x = np.array([[[[1.0, 2.0], [4.0, 8.0]]], [[[16.0, 32.0], [64.0, 128.0]]]])
+    idx = np.array([[[[0, -1], [0, 3]]], [[[-1, 1], [1, 1]]]])
+    y = lane.host(G.max_unpool2d_fwd(lane.dev(x), lane.dev(idx), 2, 2))
+    np.testing.assert_array_equal(y, [[[[5.0, 0.0], [0.0, 8.0]]], [[[0.0, 224.0], [0.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("lane", LANES)
 def test_results_are_identical_run_to_run(lane):
     # tiny under the simulator; the CPU test's shape on a GPU
     shape = dict(n=2, c=2, side=6) if lane == "sim" else dict(n=8, c=16, side=14)
