@@ -334,7 +334,14 @@ def main(argv=None) -> int:
                         help="sections to leave out")
     parser.add_argument("--out", default="benchmarks/results",
                         help="folder for the JSON and plots (default benchmarks/results)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: the op table and training throughput on a GPU (CuPy arrays), "
+                             "against PyTorch CUDA when installed (benchmarks/gpu.py)")
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        from . import gpu
+
+        return gpu.main(args)
 
     import numba
 

@@ -61,13 +61,14 @@ def _dtype(torch, dtype):
     return table[str(dtype)]
 
 
-def _randn(torch, shape, dtype, gen, requires_grad=False):
-    t = torch.randn(tuple(shape), generator=gen, dtype=dtype)
+def _randn(torch, shape, dtype, gen, requires_grad=False, device="cpu"):
+    # drawn on the host (the generator's device), then moved: the same values on every device
+    t = torch.randn(tuple(shape), generator=gen, dtype=dtype).to(device)
     return t.requires_grad_(requires_grad)
 
 
 # ---------------------------------------------------------------------------------------- ops
-def op(name, x_shape, w_shape=None, params=None, dtype="float32", seed=0):
+def op(name, x_shape, w_shape=None, params=None, dtype="float32", seed=0, device="cpu"):
     """(forward, forward_backward) for one op on fixed random inputs.
 
     ``forward()`` runs the op under ``torch.no_grad()`` and returns its output.
@@ -97,11 +98,11 @@ def op(name, x_shape, w_shape=None, params=None, dtype="float32", seed=0):
     gen = torch.Generator().manual_seed(seed)
     kw = dict(params or {})
     bias = kw.pop("bias", True)
-    x = _randn(torch, x_shape, dt, gen, requires_grad=True)
+    x = _randn(torch, x_shape, dt, gen, requires_grad=True, device=device)
     leaves = [x]
 
     def weights(shape, n_bias):
-        w = _randn(torch, shape, dt, gen, requires_grad=True)
+        w = _randn(torch, shape, dt, gen, requires_grad=True, device=device)
         b = _randn(torch, (n_bias,), dt, gen, requires_grad=True) if bias else None
         leaves.extend(t for t in (w, b) if t is not None)
         return w, b
@@ -125,7 +126,8 @@ def op(name, x_shape, w_shape=None, params=None, dtype="float32", seed=0):
         s = kw.get("stride") or k
         k, s = _pair(k), _pair(s)
         n, c, h, w_ = x_shape
-        source = _randn(torch, (n, c, (h - 1) * s[0] + k[0], (w_ - 1) * s[1] + k[1]), dt, gen)
+        source = _randn(torch, (n, c, (h - 1) * s[0] + k[0], (w_ - 1) * s[1] + k[1]), dt, gen,
+                        device=device)
         _, indices = F.max_pool2d(source, k, s, return_indices=True)
 
         def run():
@@ -149,7 +151,7 @@ def op(name, x_shape, w_shape=None, params=None, dtype="float32", seed=0):
 
     with torch.no_grad():
         out_shape = run().shape
-    g = _randn(torch, out_shape, dt, gen)
+    g = _randn(torch, out_shape, dt, gen, device=device)
 
     def forward():
         with torch.no_grad():
@@ -323,7 +325,7 @@ def copy_weights(torch_model, npae_model) -> None:
 NOISE = {"denoise": 0.5}
 
 
-def train_step(name, batch_size, dtype="float32", seed=0):
+def train_step(name, batch_size, dtype="float32", seed=0, device="cpu"):
     """A zero-argument callable running one Adam (lr 1e-3) step of ``model(name)`` on a fixed
     random batch in [0, 1) of shape (batch_size, 1, 28, 28); it returns the loss as a float.
 
@@ -334,13 +336,14 @@ def train_step(name, batch_size, dtype="float32", seed=0):
 
     dt = _dtype(torch, dtype)
     torch.manual_seed(seed)  # the weights' initialisation, and the VAE's first samples
-    net = model(name).to(dt)
+    net = model(name).to(dt).to(device)
     gen = torch.Generator().manual_seed(seed)
     target = torch.rand((batch_size, 1, 28, 28), generator=gen, dtype=dt)
     x_in = target
     if name in NOISE:
         noise = torch.randn(target.shape, generator=gen, dtype=dt)
         x_in = (target + NOISE[name] * noise).clamp_(0, 1)
+    x_in, target = x_in.to(device), target.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def step():

@@ -4,8 +4,8 @@ Installed as ``npae.kernels`` (the top-level name ``kernels`` belongs to another
 Hyper-parameters always use one vocabulary: kh, kw (kernel), sh, sw (stride), ph, pw (padding),
 dh, dw (dilation), oh, ow (output size). Every kernel works for float32 and float64.
 
-The list, with the slow reference each one is tested against (tests/reference.py) and its GPU
-twin (none yet: the CuPy backend arrives with issue 5):
+The list, with the slow reference each one is tested against (tests/reference.py); the GPU twins
+follow below:
 
 |kernel                |does                                      |reference                      |
 |----------------------|------------------------------------------|-------------------------------|
@@ -22,7 +22,24 @@ twin (none yet: the CuPy backend arrives with issue 5):
 |max_unpool2d_bwd      |gather at indices                         |adjoint of max_unpool2d_ref    |
 |upsample_nearest2d_fwd|copy each source pixel                    |upsample_nearest2d_ref         |
 |upsample_nearest2d_bwd|sum each source pixel's copies            |upsample_nearest2d_backward_ref|
-|relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |np.maximum / mask (tests)      |
+|relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |relu_ref, mask (tests)         |
+
+GPU twins: ``npae.kernels.cuda`` (kernels/cuda/, numba.cuda on CuPy arrays) has every kernel
+above with the same name and signature, one thread per output element, tested against the same
+references (tests/kernel_checks.py) under the CUDA simulator and on a GPU:
+
+|kernel(s)                         |GPU twin                                                  |
+|----------------------------------|----------------------------------------------------------|
+|im2col / im2col_rows              |cuda/im2col.py: a gather already                          |
+|col2im / col2im_rows              |cuda/im2col.py: gather, one thread per image pixel        |
+|conv2d_fwd, conv2d_bwd_*          |cuda/conv2d.py: im2col/col2im + cuBLAS GEMMs, chunked     |
+|conv2d_image_*                    |cuda/conv2d.py: gathers over the definition               |
+|conv_transpose2d_fwd              |cuda/conv2d.py: conv2d_bwd_input + bias                   |
+|max_pool2d_fwd / _bwd             |cuda/max_pool2d.py; the backward is the unpool gather     |
+|max_unpool2d_fwd                  |cuda/max_unpool2d.py: gather, duplicates summed in order  |
+|max_unpool2d_bwd                  |cuda/max_unpool2d.py: gather                              |
+|upsample_nearest2d_fwd / _bwd     |cuda/upsample_nearest2d.py: gathers                       |
+|relu_fwd / relu_bwd               |cuda/relu.py: one thread per element                      |
 """
 
 from .conv2d import (

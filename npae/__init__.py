@@ -8,6 +8,7 @@
     (2, 3, 2, 2)
 """
 
+from npae import cuda
 from npae.config import max_scratch_bytes, set_max_scratch_bytes
 from npae.gradcheck import GradcheckError, adjoint_check, gradcheck
 from npae.random import manual_seed
@@ -27,4 +28,5 @@ __all__ = [
     "max_scratch_bytes",
     "set_max_scratch_bytes",
     "manual_seed",
+    "cuda",
 ]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npae.backend import to_host
 from npae.fileio import atomic_write
 
 FORMAT = "npae-checkpoint"
@@ -31,11 +32,12 @@ class CheckpointError(RuntimeError):
 
 
 def save(path, model, optimizer, meta: dict) -> None:
-    arrays = {f"param/{name}": p.data for name, p in model.named_parameters()}
+    # always host arrays: a checkpoint written on a GPU loads anywhere
+    arrays = {f"param/{name}": to_host(p.data) for name, p in model.named_parameters()}
     opt_state = optimizer.state_dict()
     for i, state in enumerate(opt_state["state"]):
         for key, value in state.items():
-            arrays[f"optim/{i}/{key}"] = np.asarray(value)
+            arrays[f"optim/{i}/{key}"] = np.asarray(to_host(value))
     meta = dict(meta, format=FORMAT, version=VERSION,
                 optimizer={"name": type(optimizer).__name__, "hyper": opt_state["hyper"]})
     arrays["meta"] = np.array(json.dumps(meta))

@@ -154,8 +154,9 @@ class VAE(nn.Module):
         """(reconstruction logits (N, 784), mu, logvar), with z sampled from the global
         generator (npae.manual_seed makes it reproducible)."""
         mu, logvar = self.encode(x)
+        # drawn on the host and copied over: the same noise on every device
         eps = generator().standard_normal(mu.shape).astype(mu.dtype)
-        z = mu + (logvar * 0.5).exp() * Tensor(eps)
+        z = mu + (logvar * 0.5).exp() * Tensor(eps).to(mu.device)
         return self.decode_logits(z), mu, logvar
 
     def loss(self, x_in, target):
@@ -173,10 +174,10 @@ class VAE(nn.Module):
         return self.decode(mu)
 
     def sample(self, n, rng=None):
-        """n images decoded from codes drawn from the prior N(0, I)."""
+        """n images decoded from codes drawn from the prior N(0, I), on the model's device."""
         rng = generator() if rng is None else rng
         z = rng.standard_normal((n, self.latent)).astype(np.float32)
-        return self.decode(Tensor(z))
+        return self.decode(Tensor(z).to(self.fc3.weight.device))
 
 
 MODELS = {

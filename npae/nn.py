@@ -14,6 +14,7 @@ from collections import OrderedDict
 import numpy as np
 
 import npae.functional as F
+from npae.backend import as_array, normalize_device, to_device
 from npae.random import generator
 from npae.shapes import pair
 from npae.tensor import Tensor
@@ -103,6 +104,23 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    def to(self, device):
+        """Move every parameter (and its gradient) to ``device``, 'cpu' or 'cuda', in place, as
+        PyTorch does: optimizers holding these parameters keep working, and their state follows
+        on the next step. Returns the module."""
+        device = normalize_device(device)
+        for p in self.parameters():
+            p.data = to_device(p.data, device)
+            if p.grad is not None:
+                p.grad = to_device(p.grad, device)
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> OrderedDict:
         """Dotted parameter names -> copies of their arrays."""
@@ -110,7 +128,8 @@ class Module:
 
     def load_state_dict(self, state, strict: bool = True):
         """Copy arrays into the parameters, checking names and shapes first (nothing is changed
-        unless everything matches); values are cast to each parameter's dtype."""
+        unless everything matches); values are cast to each parameter's dtype and land on its
+        device."""
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -132,7 +151,8 @@ class Module:
             )
         for name, p in own.items():
             if name in state:
-                p.data = np.array(state[name], dtype=p.dtype)
+                value = to_device(as_array(state[name]), p.device)
+                p.data = value.astype(p.dtype, copy=True)
         return self
 
     # ------------------------------------------------------------------ printing

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from npae.backend import device_of, is_array, to_device
+
 
 class Optimizer:
     defaults: dict = {}
@@ -38,6 +40,7 @@ class Optimizer:
     def step(self):
         for i, p in enumerate(self.params):
             if p.grad is not None:
+                _follow(self.state[i], p.device)
                 self._update(p, p.grad, self.state[i])
 
     def _update(self, p, grad, state):
@@ -47,7 +50,7 @@ class Optimizer:
         """{'hyper': {...}, 'state': [{name: array or number}, ...]} (one entry per parameter)."""
         return {
             "hyper": dict(self.hyper),
-            "state": [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            "state": [{k: (v.copy() if is_array(v) else v) for k, v in s.items()}
                       for s in self.state],
         }
 
@@ -60,14 +63,22 @@ class Optimizer:
             )
         for i, (s, p) in enumerate(zip(state, self.params, strict=True)):
             for k, v in s.items():
-                if isinstance(v, np.ndarray) and v.shape != p.shape:
+                if is_array(v) and v.shape != p.shape:
                     raise ValueError(
                         f"{type(self).__name__}.load_state_dict: parameter {i} state {k!r} has "
                         f"shape {v.shape}, the parameter {p.shape}"
                     )
         self.hyper.update(state_dict["hyper"])
-        self.state = [{k: (np.array(v, dtype=p.dtype) if isinstance(v, np.ndarray) else v)
+        # copies on each parameter's device, in its dtype
+        self.state = [{k: (to_device(v, p.device).astype(p.dtype, copy=True) if is_array(v) else v)
                        for k, v in s.items()} for s, p in zip(state, self.params, strict=True)]
+
+
+def _follow(state: dict, device: str) -> None:
+    """Move a parameter's state arrays to its device (after Module.to, say)."""
+    for k, v in state.items():
+        if is_array(v) and device_of(v) != device:
+            state[k] = to_device(v, device)
 
 
 class SGD(Optimizer):
@@ -94,7 +105,7 @@ class SGD(Optimizer):
             g = g + h["weight_decay"] * p.data
         if h["momentum"]:
             if "momentum_buffer" not in state:
-                buf = np.array(g, dtype=p.dtype)
+                buf = g.astype(p.dtype, copy=True)
             else:
                 buf = state["momentum_buffer"]
                 buf *= h["momentum"]

@@ -15,6 +15,17 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from npae.backend import (
+    array_module,
+    as_array,
+    check_same_device,
+    device_of,
+    is_array,
+    normalize_device,
+    to_device,
+    to_host,
+)
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _state = threading.local()
@@ -52,7 +63,8 @@ class Tensor:
     array([[2., 4.]], dtype=float32)
 
     Python numbers and lists become float32 (PyTorch's default); an ndarray keeps its dtype,
-    so float64 data stays float64 for gradient checking.
+    so float64 data stays float64 for gradient checking. A CuPy array makes a tensor on the
+    'cuda' device; ``.to('cuda')`` and ``.to('cpu')`` move one (see ``npae.cuda``).
     """
 
     __array_priority__ = 1000  # ndarray op Tensor defers to Tensor's reflected operators
@@ -60,7 +72,7 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data.data
-        elif not isinstance(data, np.ndarray):
+        elif not is_array(data):
             # Python numbers and lists default to float32; a NumPy scalar keeps its dtype
             numpy_scalar = isinstance(data, np.generic)
             data = np.asarray(data)
@@ -80,21 +92,51 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._node is None)
+    device = property(lambda self: device_of(self.data), doc="'cpu' or 'cuda'")
 
     def __len__(self):
         return len(self.data)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        body = np.array2string(to_host(self.data), separator=", ", prefix="Tensor(")
+        device = ", device='cuda'" if self.device == "cuda" else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({body}, dtype={self.dtype}{grad})"
+        return f"Tensor({body}, dtype={self.dtype}{device}{grad})"
 
     def numpy(self) -> np.ndarray:
+        self._on_host("numpy()")
         return self.data
 
     def __array__(self, dtype=None, copy=None):
         # np.asarray(tensor) gives the data (not an object array of 0-d Tensors)
+        self._on_host("np.asarray(tensor)")
         return self.data if dtype is None else self.data.astype(dtype)
+
+    def _on_host(self, what: str) -> None:
+        if self.device != "cpu":
+            raise TypeError(
+                f"{what} needs a tensor on the 'cpu' device, this one is on '{self.device}': "
+                f"call .to('cpu') (or .cpu()) first"
+            )
+
+    def to(self, device) -> Tensor:
+        """This tensor on ``device`` ('cpu' or 'cuda'); itself when it is there already.
+
+        A tensor that requires grad is copied by a differentiable step, so gradients flow back
+        to the original (as in PyTorch). Moving a model is ``Module.to``, which moves its
+        parameters in place instead. Without CuPy, ``.to('cuda')`` raises RuntimeError saying
+        what to install.
+        """
+        device = normalize_device(device)
+        if device == self.device:
+            return self
+        return _ToDevice.apply(self, device=device)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
 
     def item(self):
         return self.data.item()
@@ -123,9 +165,10 @@ class Tensor:
                     f"backward() without a gradient works only for a single-element output; this "
                     f"one has shape {self.shape}: pass grad=, an array of that shape"
                 )
-            grad = np.ones_like(self.data)
+            grad = array_module(self.data).ones_like(self.data)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+            grad = as_array(grad.data if isinstance(grad, Tensor) else grad)
+            check_same_device("backward()", (self.data, grad))
             if grad.shape != self.shape:
                 raise ValueError(
                     f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}"
@@ -263,7 +306,8 @@ class _Node:
         self.function = function
         self.ctx = ctx
         self.inputs = inputs  # the input Tensors (None for constants)
-        self.outputs_meta = outputs_meta  # (shape, dtype) per output, to fill missing grads
+        self.outputs_meta = outputs_meta  # (shape, dtype, array module) per output: fills
+        # a missing gradient with zeros on the output's device
 
 
 class Function:
@@ -304,11 +348,13 @@ class Function:
         needs = []
         for i, value in enumerate(inputs):
             array = value.data if isinstance(value, Tensor) else value
-            if isinstance(array, np.ndarray) and i not in cls.integer_inputs:
+            if is_array(array) and i not in cls.integer_inputs:
                 _check_float(array.dtype, f"{cls.__name__}: input {i}")
             arrays.append(array)
             needs.append(isinstance(value, Tensor) and value.requires_grad and
                          i not in cls.integer_inputs)
+        # the one place mixed devices are caught: every operation comes through here
+        check_same_device(cls.__name__, arrays)
         record = is_grad_enabled() and any(needs)
         ctx = Context(tuple(needs))
         out = cls.forward(ctx, *arrays, **params)
@@ -316,13 +362,13 @@ class Function:
         outs = out if multiple else (out,)
         tensors = []
         for k, array in enumerate(outs):
-            array = np.asarray(array)
+            array = as_array(array)
             differentiable = record and array.dtype in FLOAT_DTYPES
             t = Tensor(array, requires_grad=differentiable)
             t._index = k
             tensors.append(t)
         if record:
-            meta = tuple((t.shape, t.dtype) for t in tensors)
+            meta = tuple((t.shape, t.dtype, array_module(t.data)) for t in tensors)
             inputs_kept = tuple(v if isinstance(v, Tensor) and v.requires_grad else None
                                 for v in inputs)
             node = _Node(cls, ctx, inputs_kept, meta)
@@ -330,6 +376,19 @@ class Function:
                 if t.requires_grad:
                     t._node = node
         return tuple(tensors) if multiple else tensors[0]
+
+
+class _ToDevice(Function):
+    """A copy to another device; its gradient is copied back."""
+
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.source = device_of(x)
+        return to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (to_device(grad, ctx.source),)
 
 
 def _accumulate_leaf(t: Tensor, grad: np.ndarray) -> None:
@@ -366,9 +425,9 @@ def _run_backward(root: _Node, index: int, grad: np.ndarray, retain_graph: bool)
         grads = pending.pop(id(node), None)  # popped: freed once this node has used it
         if grads is None:
             continue
-        for k, (shape, dtype) in enumerate(node.outputs_meta):
+        for k, (shape, dtype, xp) in enumerate(node.outputs_meta):
             if grads[k] is None and dtype in FLOAT_DTYPES:
-                grads[k] = np.zeros(shape, dtype)
+                grads[k] = xp.zeros(shape, dtype)
         name = node.function.__name__
         if node.ctx is None:
             raise RuntimeError(
@@ -388,7 +447,7 @@ def _run_backward(root: _Node, index: int, grad: np.ndarray, retain_graph: bool)
         for i, (t, g) in enumerate(zip(node.inputs, in_grads, strict=True)):
             if t is None or g is None:
                 continue
-            g = np.asarray(g.data if isinstance(g, Tensor) else g)
+            g = as_array(g.data if isinstance(g, Tensor) else g)
             if g.shape != t.shape:
                 raise RuntimeError(
                     f"{name}.backward returned a gradient of shape {g.shape} for input {i} "

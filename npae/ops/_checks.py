@@ -1,11 +1,12 @@
 """Small helpers the ops use to check their inputs at entry."""
 
-import numpy as np
+
+from npae.backend import as_array
 
 
 def array_of(x):
     """The ndarray behind a Tensor, or x itself as an array."""
-    return x.data if hasattr(x, "requires_grad") else np.asarray(x)
+    return x.data if hasattr(x, "requires_grad") else as_array(x)
 
 
 def same_float_dtype(op: str, **named) -> None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from npae.backend import kernels_for
+from npae.backend import contiguous, kernels_for
 from npae.tensor import Function
 
 
@@ -11,14 +11,14 @@ class ReLU(Function):
     # y = np.maximum(x, 0) and gx = grad * (y > 0).
     @staticmethod
     def forward(ctx, x):
-        y = kernels_for(x).relu_fwd(np.ascontiguousarray(x))
+        y = kernels_for(x).relu_fwd(contiguous(x))
         ctx.save_for_backward(y)  # d relu = 1 where y > 0 (0 at 0, as in PyTorch)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return (kernels_for(grad).relu_bwd(np.ascontiguousarray(grad), y),)
+        return (kernels_for(grad).relu_bwd(contiguous(grad), y),)
 
 
 class LeakyReLU(Function):

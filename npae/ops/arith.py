@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from npae.backend import array_module, is_array
+from npae.ops._checks import array_of
 from npae.tensor import Function, Tensor
 
 
@@ -27,10 +29,11 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _operands(a, b):
     """Give a Python number the dtype of the tensor it meets (x * 2 stays float32)."""
-    if not isinstance(a, (Tensor, np.ndarray)):
-        a = np.asarray(a, dtype=_dtype_of(b))
-    if not isinstance(b, (Tensor, np.ndarray)):
-        b = np.asarray(b, dtype=_dtype_of(a))
+    # ... and the tensor's device
+    if not (isinstance(a, Tensor) or is_array(a)):
+        a = array_module(array_of(b)).asarray(a, dtype=_dtype_of(b))
+    if not (isinstance(b, Tensor) or is_array(b)):
+        b = array_module(array_of(a)).asarray(b, dtype=_dtype_of(a))
     return a, b
 
 

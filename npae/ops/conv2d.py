@@ -1,8 +1,7 @@
 """conv2d: cross-correlation of an NCHW batch with a bank of filters (im2col + GEMM)."""
 
-import numpy as np
 
-from npae.backend import kernels_for
+from npae.backend import contiguous, kernels_for
 from npae.config import max_scratch_bytes
 from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
 from npae.shapes import check_4d, conv2d_geometry, pair
@@ -12,8 +11,8 @@ from npae.tensor import Function
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, b, geom):
-        x = np.ascontiguousarray(x)
-        w = np.ascontiguousarray(w)
+        x = contiguous(x)
+        w = contiguous(w)
         ctx.save_for_backward(x, w)
         ctx.geom = geom
         K = kernels_for(x, w)
@@ -24,7 +23,7 @@ class Conv2d(Function):
         x, w = ctx.saved_tensors
         g = ctx.geom
         need_x, need_w, need_b = ctx.needs_input_grad
-        gy = np.ascontiguousarray(gy)
+        gy = contiguous(gy)
         K = kernels_for(gy)
         scratch = max_scratch_bytes()
         gx = gw = gb = None

@@ -1,8 +1,7 @@
 """conv_transpose2d: each input pixel scales the kernel onto the output; overlaps are summed."""
 
-import numpy as np
 
-from npae.backend import kernels_for
+from npae.backend import contiguous, kernels_for
 from npae.config import max_scratch_bytes
 from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
 from npae.shapes import check_4d, conv_transpose2d_geometry, pair
@@ -12,8 +11,8 @@ from npae.tensor import Function
 class ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, x, w, b, geom):
-        x = np.ascontiguousarray(x)
-        w = np.ascontiguousarray(w)
+        x = contiguous(x)
+        w = contiguous(w)
         ctx.save_for_backward(x, w)
         ctx.geom = geom
         K = kernels_for(x, w)
@@ -25,7 +24,7 @@ class ConvTranspose2d(Function):
         x, w = ctx.saved_tensors
         g = ctx.geom
         need_x, need_w, need_b = ctx.needs_input_grad
-        gy = np.ascontiguousarray(gy)
+        gy = contiguous(gy)
         K = kernels_for(gy)
         scratch = max_scratch_bytes()
         gx = gw = gb = None

@@ -5,6 +5,7 @@ reduction is 'mean' (over every element), 'sum' or 'none' (elementwise), as in P
 
 import numpy as np
 
+from npae.backend import as_array
 from npae.ops._checks import array_of, check_reduction, check_same_shape, same_float_dtype
 from npae.ops.activation import stable_sigmoid
 from npae.tensor import Function
@@ -12,9 +13,9 @@ from npae.tensor import Function
 
 def _reduce(loss, reduction):
     if reduction == "mean":
-        return np.asarray(loss.mean(), dtype=loss.dtype)
+        return as_array(loss.mean()).astype(loss.dtype, copy=False)
     if reduction == "sum":
-        return np.asarray(loss.sum(), dtype=loss.dtype)
+        return as_array(loss.sum()).astype(loss.dtype, copy=False)
     return loss
 
 
@@ -25,7 +26,7 @@ def _unreduce(grad, shape, reduction):
     g = np.broadcast_to(grad, shape)
     if reduction == "mean":
         n = int(np.prod(shape))
-        g = g / np.asarray(max(n, 1), dtype=g.dtype)
+        g = g / g.dtype.type(max(n, 1))
     return g
 
 
@@ -113,7 +114,7 @@ def _check(op, input, target, weight, reduction):
 
 
 def _constant(weight, like):
-    return None if weight is None else np.asarray(array_of(weight), dtype=array_of(like).dtype)
+    return None if weight is None else array_of(weight).astype(array_of(like).dtype, copy=False)
 
 
 def mse_loss(input, target, reduction="mean"):

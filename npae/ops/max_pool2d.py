@@ -1,8 +1,7 @@
 """max_pool2d: the largest value in each window, and where it was."""
 
-import numpy as np
 
-from npae.backend import kernels_for
+from npae.backend import contiguous, kernels_for
 from npae.ops._checks import array_of
 from npae.shapes import check_4d, pair, pool2d_geometry
 from npae.tensor import Function
@@ -11,7 +10,7 @@ from npae.tensor import Function
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, geom):
-        x = np.ascontiguousarray(x)
+        x = contiguous(x)
         K = kernels_for(x)
         y, idx = K.max_pool2d_fwd(x, *geom.args, geom.oh, geom.ow)
         ctx.save_for_backward(idx)  # backward routes through the saved argmax, never recomputes
@@ -22,7 +21,7 @@ class MaxPool2d(Function):
     def backward(ctx, gy, gidx=None):
         (idx,) = ctx.saved_tensors
         K = kernels_for(gy)
-        return (K.max_pool2d_bwd(np.ascontiguousarray(gy), idx, *ctx.hw),)
+        return (K.max_pool2d_bwd(contiguous(gy), idx, *ctx.hw),)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from npae.backend import kernels_for
+from npae.backend import contiguous, kernels_for
 from npae.ops._checks import array_of
 from npae.shapes import check_4d, pair, unpool2d_size
 from npae.tensor import Function
@@ -13,15 +13,15 @@ class MaxUnpool2d(Function):
 
     @staticmethod
     def forward(ctx, x, idx, oh, ow):
-        x = np.ascontiguousarray(x)
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        x = contiguous(x)
+        idx = contiguous(idx, dtype=np.int64)
         ctx.save_for_backward(idx)
         return kernels_for(x).max_unpool2d_fwd(x, idx, oh, ow)
 
     @staticmethod
     def backward(ctx, gy):
         (idx,) = ctx.saved_tensors
-        gy = np.ascontiguousarray(gy)
+        gy = contiguous(gy)
         # the adjoint of "add x at idx" is "read gy at idx"
         return kernels_for(gy).max_unpool2d_bwd(gy, idx), None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npae.backend import as_array
 from npae.tensor import Function
 
 
@@ -29,11 +30,11 @@ class Sum(Function):
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axes = _axes(axis, x.ndim)
         ctx.shape, ctx.keepdims = x.shape, keepdims
-        return np.asarray(x.sum(axis=ctx.axes, keepdims=keepdims))
+        return as_array(x.sum(axis=ctx.axes, keepdims=keepdims))
 
     @staticmethod
     def backward(ctx, grad):
-        return (np.array(_expand(grad, ctx.shape, ctx.axes, ctx.keepdims)),)  # a copy, 0-d kept
+        return (_expand(grad, ctx.shape, ctx.axes, ctx.keepdims).copy(),)  # a copy, 0-d kept
 
 
 class Mean(Function):
@@ -42,12 +43,12 @@ class Mean(Function):
         ctx.axes = _axes(axis, x.ndim)
         ctx.shape, ctx.keepdims = x.shape, keepdims
         ctx.count = int(np.prod([x.shape[a] for a in ctx.axes])) if ctx.axes else 1
-        return np.asarray(x.mean(axis=ctx.axes, keepdims=keepdims))
+        return as_array(x.mean(axis=ctx.axes, keepdims=keepdims))
 
     @staticmethod
     def backward(ctx, grad):
         g = _expand(grad, ctx.shape, ctx.axes, ctx.keepdims)
-        return (g / np.asarray(ctx.count, dtype=g.dtype),)
+        return (g / g.dtype.type(ctx.count),)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 (mirrors Tensor.sum)

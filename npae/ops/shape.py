@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npae.backend import array_module, as_array
 from npae.tensor import Function
 
 
@@ -35,7 +36,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (grad.transpose(np.argsort(ctx.dims)),)
+        return (grad.transpose(tuple(int(d) for d in np.argsort(ctx.dims))),)
 
 
 def _is_basic(index) -> bool:
@@ -49,15 +50,16 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
-        return np.asarray(x[index])
+        return as_array(x[index])
 
     @staticmethod
     def backward(ctx, grad):
-        gx = np.zeros(ctx.shape, ctx.dtype)
+        xp = array_module(grad)
+        gx = xp.zeros(ctx.shape, ctx.dtype)
         if _is_basic(ctx.index):
             gx[ctx.index] = grad
         else:
-            np.add.at(gx, ctx.index, grad)  # an index array may pick an element twice
+            xp.add.at(gx, ctx.index, grad)  # an index array may pick an element twice
         return (gx,)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npae.backend import array_module
 from npae.tensor import Function
 
 
@@ -54,7 +55,7 @@ class Clip(Function):
     def forward(ctx, x, lo=None, hi=None):
         if lo is None and hi is None:
             raise ValueError("clip: give at least one of min and max")
-        inside = np.ones(x.shape, dtype=bool)
+        inside = array_module(x).ones(x.shape, dtype=bool)
         if lo is not None:
             inside &= x >= lo
         if hi is not None:

@@ -1,8 +1,7 @@
 """upsample_nearest2d: every output pixel copies its nearest source pixel."""
 
-import numpy as np
 
-from npae.backend import kernels_for
+from npae.backend import contiguous, kernels_for
 from npae.ops._checks import array_of
 from npae.shapes import check_4d, upsample_nearest2d_plan
 from npae.tensor import Function
@@ -11,13 +10,13 @@ from npae.tensor import Function
 class UpsampleNearest2d(Function):
     @staticmethod
     def forward(ctx, x, rows, cols):
-        x = np.ascontiguousarray(x)
+        x = contiguous(x)
         ctx.rows, ctx.cols, ctx.hw = rows, cols, x.shape[2:]
         return kernels_for(x).upsample_nearest2d_fwd(x, rows, cols)
 
     @staticmethod
     def backward(ctx, gy):
-        gy = np.ascontiguousarray(gy)
+        gy = contiguous(gy)
         # each source pixel receives the sum of the gradients of all its copies
         return (kernels_for(gy).upsample_nearest2d_bwd(gy, ctx.rows, ctx.cols, *ctx.hw),)
 

@@ -1,68 +1,51 @@
 """Each kernel against three things: its jitted self, its pure-Python ``.py_func``, and the slow
-reference written from the definition. Plus determinism and the bounded workspace."""
+reference written from the definition. Plus determinism and the bounded workspace. The check
+bodies live in tests/kernel_checks.py, shared with the GPU twins' tests (tests/cuda/)."""
 
+import kernel_checks as C
 import numpy as np
 import pytest
 import reference as R
 from hypothesis import given
 from hypothesis import strategies as st
-from optable import conv2d_cases, conv_transpose2d_cases, max_pool2d_cases, tie_free
+from kernel_checks import Lane
+from optable import conv2d_cases, conv_transpose2d_cases, max_pool2d_cases
 
 from npae import kernels as K
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 
 
-def _geometry(case):
-    """(kh, kw, sh, sw, ph, pw, dh, dw, oh, ow) of a conv2d case, from the reference's view."""
-    x, w = case.inputs[:2]
-    (sh, sw), (ph, pw), (dh, dw) = (case.params[k] for k in ("stride", "padding", "dilation"))
-    kh, kw = w.shape[2:]
-    oh = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    return kh, kw, sh, sw, ph, pw, dh, dw, oh, ow
-
-
-def _tol(dtype):
-    return dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+CPU = Lane("cpu", K)
 
 
 @DTYPES
 @given(case=conv2d_cases(), data=st.data())
 def test_im2col_rows(dtype, case, data):
     x = case.inputs[0].astype(dtype)
-    g = _geometry(case)
-    oh, ow = g[8], g[9]
-    oy0 = data.draw(st.integers(0, oh - 1))
-    oy1 = data.draw(st.integers(oy0 + 1, oh))
-    jitted = K.im2col_rows(x, *g, oy0, oy1)
-    python = K.im2col_rows.py_func(x, *g, oy0, oy1)
-    ref = R.im2col_ref(x, g[0:2], g[2:4], g[4:6], g[6:8])[:, :, oy0 * ow:oy1 * ow]
-    assert jitted.dtype == dtype
-    np.testing.assert_array_equal(jitted, python)
-    np.testing.assert_array_equal(jitted, ref.astype(dtype))  # a pure copy: exact
+    g = C.geometry(case)
+    oy0 = data.draw(st.integers(0, g[8] - 1))
+    oy1 = data.draw(st.integers(oy0 + 1, g[8]))
+    jitted = C.check_im2col_rows(CPU, x, g, oy0, oy1)
+    np.testing.assert_array_equal(jitted, K.im2col_rows.py_func(x, *g, oy0, oy1))
 
 
 @DTYPES
 @given(case=conv2d_cases(), data=st.data())
 def test_col2im_rows_adds_each_window_back(dtype, case, data):
     x = case.inputs[0]
-    g = _geometry(case)
+    g = C.geometry(case)
     oh, ow = g[8], g[9]
     n, c = x.shape[:2]
     cols = np.random.default_rng(0).standard_normal((n, c * g[0] * g[1], oh * ow)).astype(dtype)
     split = data.draw(st.integers(0, oh))
-    jitted = np.zeros(x.shape, dtype)
+    jitted = C.check_col2im_rows(CPU, cols, x.shape, g, split)
     python = np.zeros(x.shape, dtype)
-    # two row ranges that together cover every output row must add up to the whole
     for oy0, oy1 in ((0, split), (split, oh)):
         if oy1 > oy0:
             part = np.ascontiguousarray(cols[:, :, oy0 * ow:oy1 * ow])
-            K.col2im_rows(part, jitted, *g, oy0, oy1)
             K.col2im_rows.py_func(part, python, *g, oy0, oy1)
-    ref = R.col2im_ref(cols.astype(np.float64), x.shape, g[0:2], g[2:4], g[4:6], g[6:8])
-    np.testing.assert_allclose(jitted, python, **_tol(dtype))
-    np.testing.assert_allclose(jitted, ref, **_tol(dtype))
+    np.testing.assert_allclose(jitted, python, **C.tol(dtype))
 
 
 METHODS = st.sampled_from(["im2col", "image"])
@@ -71,38 +54,13 @@ METHODS = st.sampled_from(["im2col", "image"])
 @DTYPES
 @given(case=conv2d_cases(), scratch=st.sampled_from([64 * 2**20, 1]), method=METHODS)
 def test_conv2d_fwd_and_grads(dtype, case, scratch, method):
-    x, w, b = (None if v is None else v.astype(dtype) for v in case.inputs)
-    g = _geometry(case)
-    y = K.conv2d_fwd(x, w, b, *g[2:], max_scratch=scratch, method=method)
-    ref = R.conv2d_ref(x, w, b, g[2:4], g[4:6], g[6:8])
-    np.testing.assert_allclose(y, ref, **_tol(dtype))
-
-    gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
-    gx = K.conv2d_bwd_input(gy, w, x.shape[2], x.shape[3], *g[2:8], max_scratch=scratch,
-                            method=method)
-    # grad-input of a conv is the transpose conv of gy; output_padding recovers the exact size
-    base = [(y.shape[2 + a] - 1) * g[2 + a] - 2 * g[4 + a] + g[6 + a] * (g[a] - 1) + 1
-            for a in range(2)]
-    op = (x.shape[2] - base[0], x.shape[3] - base[1])
-    np.testing.assert_allclose(gx, R.conv_transpose2d_ref(gy, w, None, g[2:4], g[4:6], op, g[6:8]),
-                               **_tol(dtype))
-
-    gw = K.conv2d_bwd_weight(x, gy, *g[:8], max_scratch=scratch, method=method)
-    cols = R.im2col_ref(x, g[0:2], g[2:4], g[4:6], g[6:8])  # (N, K, L)
-    gw_ref = sum(gy[i].reshape(w.shape[0], -1).astype(np.float64) @ cols[i].T
-                 for i in range(x.shape[0])).reshape(w.shape)
-    np.testing.assert_allclose(gw, gw_ref, **_tol(dtype))
+    C.check_conv2d_fwd_and_grads(CPU, dtype, case, scratch, method)
 
 
 @DTYPES
 @given(case=conv_transpose2d_cases(), scratch=st.sampled_from([64 * 2**20, 1]), method=METHODS)
 def test_conv_transpose2d_fwd(dtype, case, scratch, method):
-    x, w, b = (None if v is None else v.astype(dtype) for v in case.inputs)
-    s, p, op, d = (case.params[k] for k in ("stride", "padding", "output_padding", "dilation"))
-    ref = R.conv_transpose2d_ref(x, w, b, s, p, op, d)
-    y = K.conv_transpose2d_fwd(x, w, b, *s, *p, *d, *ref.shape[2:], max_scratch=scratch,
-                               method=method)
-    np.testing.assert_allclose(y, ref, **_tol(dtype))
+    C.check_conv_transpose2d_fwd(CPU, dtype, case, scratch, method)
 
 
 @DTYPES
@@ -110,17 +68,17 @@ def test_conv_transpose2d_fwd(dtype, case, scratch, method):
 def test_image_conv_kernels_match_their_py_func(dtype, case):
     x, w, b = (None if v is None else v.astype(dtype) for v in case.inputs)
     b = np.zeros(w.shape[0], dtype) if b is None else b
-    g = _geometry(case)
+    g = C.geometry(case)
     y = K.conv2d_image_fwd(x, w, b, *g[2:])
-    np.testing.assert_allclose(y, K.conv2d_image_fwd.py_func(x, w, b, *g[2:]), **_tol(dtype))
-    np.testing.assert_allclose(y, R.conv2d_ref(x, w, b, g[2:4], g[4:6], g[6:8]), **_tol(dtype))
+    np.testing.assert_allclose(y, K.conv2d_image_fwd.py_func(x, w, b, *g[2:]), **C.tol(dtype))
+    np.testing.assert_allclose(y, R.conv2d_ref(x, w, b, g[2:4], g[4:6], g[6:8]), **C.tol(dtype))
     gy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
     args = (gy, w, x.shape[2], x.shape[3], *g[2:8])
     np.testing.assert_allclose(K.conv2d_image_bwd_input(*args),
-                               K.conv2d_image_bwd_input.py_func(*args), **_tol(dtype))
+                               K.conv2d_image_bwd_input.py_func(*args), **C.tol(dtype))
     args = (x, gy, *g[:8])
     np.testing.assert_allclose(K.conv2d_image_bwd_weight(*args),
-                               K.conv2d_image_bwd_weight.py_func(*args), **_tol(dtype))
+                               K.conv2d_image_bwd_weight.py_func(*args), **C.tol(dtype))
 
 
 def test_image_weight_gradient_sums_in_a_fixed_order():
@@ -135,102 +93,41 @@ def test_image_weight_gradient_sums_in_a_fixed_order():
         assert np.array_equal(K.conv2d_image_bwd_weight(*args), first)
 
 
-def _pool_args(case):
-    prm = case.params
-    x = case.inputs[0]
-    y_ref, idx_ref = R.max_pool2d_ref(x, prm["kernel_size"], prm["stride"], prm["padding"],
-                                      prm["dilation"], prm["ceil_mode"])
-    args = (*prm["kernel_size"], *prm["stride"], *prm["padding"], *prm["dilation"],
-            *y_ref.shape[2:])
-    return args, y_ref, idx_ref
-
-
 @DTYPES
 @given(case=max_pool2d_cases())
 def test_max_pool2d_fwd_bwd(dtype, case):
-    x = case.inputs[0].astype(dtype)
-    args, y_ref, idx_ref = _pool_args(case)
-    y, idx = K.max_pool2d_fwd(x, *args)
+    x, args, y, idx = C.check_max_pool2d_fwd_bwd(CPU, dtype, case)
     y_py, idx_py = K.max_pool2d_fwd.py_func(x, *args)
-    assert idx.dtype == np.int64
-    np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(idx, idx_py)
-    np.testing.assert_array_equal(y, y_ref.astype(dtype))
     np.testing.assert_array_equal(y, y_py)
-
-    gy = np.random.default_rng(2).standard_normal(y.shape).astype(dtype)
-    gx = K.max_pool2d_bwd(gy, idx, *x.shape[2:])
-    np.testing.assert_allclose(gx, R.max_pool2d_backward_ref(gy, idx, x.shape[2:]), **_tol(dtype))
 
 
 @DTYPES
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 3), s=st.integers(1, 3))
 def test_max_pool2d_ties_pick_first_in_scan_order(dtype, seed, k, s):
-    # few distinct values: ties everywhere; the reference states the rule independently
-    x = np.random.default_rng(seed).integers(0, 3, size=(2, 2, 7, 6)).astype(dtype)
-    oh, ow = (7 - k) // s + 1, (6 - k) // s + 1
-    y, idx = K.max_pool2d_fwd(x, k, k, s, s, 0, 0, 1, 1, oh, ow)
-    y_ref, idx_ref = R.max_pool2d_ref(x, (k, k), (s, s))
-    np.testing.assert_array_equal(idx, idx_ref)
-    np.testing.assert_array_equal(y, y_ref)
+    C.check_max_pool2d_ties(CPU, dtype, seed, k, s)
 
 
 @DTYPES
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 3), s=st.integers(1, 3))
 def test_max_unpool2d_fwd_bwd(dtype, seed, k, s):
-    rng = np.random.default_rng(seed)
-    h, w = 5, 6
-    _, idx = R.max_pool2d_ref(tie_free(rng, (2, 3, h, w)), (k, k), (s, s))
-    x = rng.standard_normal(idx.shape).astype(dtype)
-    y = K.max_unpool2d_fwd(x, idx, h, w)
-    np.testing.assert_array_equal(y, K.max_unpool2d_fwd.py_func(x, idx, h, w))
-    np.testing.assert_allclose(y, R.max_unpool2d_ref(x, idx, (h, w)), **_tol(dtype))
-
-    gy = rng.standard_normal((2, 3, h, w)).astype(dtype)
-    gx = K.max_unpool2d_bwd(gy, idx)
+    x, idx, y, gy, gx = C.check_max_unpool2d_fwd_bwd(CPU, dtype, seed, k, s)
+    np.testing.assert_array_equal(y, K.max_unpool2d_fwd.py_func(x, idx, *y.shape[2:]))
     np.testing.assert_array_equal(gx, K.max_unpool2d_bwd.py_func(gy, idx))
-    # the gather, written directly
-    flat = gy.reshape(2, 3, -1)
-    expected = np.take_along_axis(flat, idx.reshape(2, 3, -1), axis=2).reshape(idx.shape)
-    np.testing.assert_array_equal(gx, expected)
 
 
 @DTYPES
 @given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 5), w=st.integers(1, 5),
        oh=st.integers(1, 11), ow=st.integers(1, 11))
 def test_upsample_nearest2d_fwd_bwd(dtype, seed, h, w, oh, ow):
-    from npae.shapes import upsample_nearest2d_plan
-
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, 2, h, w)).astype(dtype)
-    _, _, rows, cols = upsample_nearest2d_plan("test", (h, w), size=(oh, ow))
-    y = K.upsample_nearest2d_fwd(x, rows, cols)
+    x, rows, cols, y, gy, gx = C.check_upsample_nearest2d_fwd_bwd(CPU, dtype, seed, h, w, oh, ow)
     np.testing.assert_array_equal(y, K.upsample_nearest2d_fwd.py_func(x, rows, cols))
-    np.testing.assert_array_equal(y, R.upsample_nearest2d_ref(x, (oh, ow)).astype(dtype))
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    gx = K.upsample_nearest2d_bwd(gy, rows, cols, h, w)
     np.testing.assert_allclose(gx, K.upsample_nearest2d_bwd.py_func(gy, rows, cols, h, w),
-                               **_tol(dtype))
-    np.testing.assert_allclose(gx, R.upsample_nearest2d_backward_ref(gy, (h, w), (oh, ow)),
-                               **_tol(dtype))
+                               **C.tol(dtype))
 
 
 def test_results_are_identical_run_to_run():
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((8, 16, 14, 14)).astype(np.float32)
-    w = rng.standard_normal((4, 16, 3, 3)).astype(np.float32)
-    gy = rng.standard_normal((8, 4, 14, 14)).astype(np.float32)
-    runs = [
-        (K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, 14, 14),
-         K.conv2d_bwd_input(gy, w, 14, 14, 1, 1, 1, 1, 1, 1),
-         K.conv2d_bwd_weight(x, gy, 3, 3, 1, 1, 1, 1, 1, 1),
-         K.conv_transpose2d_fwd(gy, w, None, 2, 2, 1, 1, 1, 1, 27, 27),
-         *K.max_pool2d_fwd(x, 2, 2, 2, 2, 0, 0, 1, 1, 7, 7))
-        for _ in range(3)
-    ]
-    for later in runs[1:]:
-        for a, b in zip(runs[0], later, strict=True):
-            assert np.array_equal(a, b)
+    C.check_results_are_identical_run_to_run(CPU, n=8, c=16, side=14)
 
 
 def test_conv_scratch_stays_within_the_limit(monkeypatch):
@@ -271,18 +168,10 @@ def test_im2col_when_a_tap_only_ever_reads_padding():
 @DTYPES
 @given(n=st.integers(1, 3 * (1 << 14) + 5))  # around the block size: short and partial blocks
 def test_relu_kernels_match_their_py_func_and_the_reference(dtype, n):
-    rng = np.random.default_rng(n)
-    x = rng.standard_normal(n).astype(dtype)
-    x[:: 7] = 0  # the kink itself: gradient 0 there, as in PyTorch
-    if n > 3:
-        x[3] = np.nan
+    x, gy = C.check_relu(CPU, dtype, n)
     y = K.relu_fwd(x)
     np.testing.assert_array_equal(y, K.relu_fwd.py_func(x))
-    np.testing.assert_array_equal(y, R.relu_ref(x.astype(np.float64)).astype(dtype))
-    gy = rng.standard_normal(n).astype(dtype)
-    gx = K.relu_bwd(gy, y)
-    np.testing.assert_array_equal(gx, K.relu_bwd.py_func(gy, y))
-    np.testing.assert_array_equal(gx, np.where(x > 0, gy, 0))  # NaN and 0 pass no gradient
+    np.testing.assert_array_equal(K.relu_bwd(gy, y), K.relu_bwd.py_func(gy, y))
 
 
 @pytest.mark.parametrize("c, o, k, hw, limit", [

@@ -20,10 +20,14 @@ CASES = [pytest.param(info, method, id=f"{info.name}-{method}" if method else in
 @pytest.fixture
 def force_conv_path(monkeypatch):
     from npae.kernels import conv2d as conv_module
+    from npae.kernels.cuda import conv2d as gpu_conv_module
 
     def force(method):
         if method is not None:
+            # the CPU kernels' path choice and their GPU twins'
             monkeypatch.setattr(conv_module, "_method", lambda requested, use_image: method)
+            monkeypatch.setattr(gpu_conv_module, "_use_image",
+                                lambda requested, *shape: method == "image")
 
     return force
 
