@@ -21,3 +21,35 @@ def set_max_scratch_bytes(nbytes: int) -> None:
     if int(nbytes) <= 0:
         raise ValueError(f"set_max_scratch_bytes: expected a positive byte count, got {nbytes}")
     _max_scratch = int(nbytes)
+
+
+# glibc returns large freed blocks to the OS right away (each in its own mmap, or by trimming
+# the heap top), so a training step that allocates and frees the same few-MB activations every
+# time pays a page fault per 4 KiB, every step. Keeping them in the process measured
+# conv-transpose at batch 128: 27 -> 20 ms per step on 2 cores.
+MMAP_THRESHOLD = 32 * 2**20  # glibc's largest allowed value on 64-bit
+TRIM_THRESHOLD = 256 * 2**20
+_M_TRIM_THRESHOLD = -1  # <malloc.h>
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_malloc() -> bool:
+    """Ask glibc's malloc to keep freed blocks up to 32 MiB (and 256 MiB of free heap top) in
+    the process instead of handing them back to the OS at once. Process-wide; done when npae is
+    imported unless NPAE_MALLOC_TUNING=0. Returns whether it applied (glibc on Linux only)."""
+    import ctypes
+    import sys
+
+    if os.environ.get("NPAE_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):  # glibc, not musl
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+malloc_tuned = tune_malloc()

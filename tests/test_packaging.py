@@ -86,3 +86,24 @@ def test_docstring_examples_run(name):
     result = doctest.testmod(module, extraglobs={"np": np, "Tensor": npae.Tensor}, verbose=False)
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0
+
+
+def _glibc():
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").gnu_get_libc_version)
+    except (OSError, AttributeError):
+        return False
+
+
+@pytest.mark.parametrize("setting, expected", [(None, True), ("0", False)])
+def test_malloc_tuning_applies_on_import_unless_turned_off(setting, expected):
+    if expected and not (sys.platform.startswith("linux") and _glibc()):
+        pytest.skip("malloc tuning is for glibc on Linux only")
+    env = {k: v for k, v in os.environ.items() if k != "NPAE_MALLOC_TUNING"}
+    if setting is not None:
+        env["NPAE_MALLOC_TUNING"] = setting
+    out = subprocess.run([sys.executable, "-c", "import npae.config as c; print(c.malloc_tuned)"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(expected)
