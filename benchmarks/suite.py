@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import os
 
-# Numba's and PyTorch's OpenMP pools alternate here, call by call; with the default active
-# waiting, the idle pool spins on the cores the busy one needs (on 2 cores that slowed some
-# calls 10x and made the spread larger than the median). Passive waiting is set before either
-# pool starts, and recorded with the results.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Numba's and PyTorch's OpenMP pools (and NumPy's BLAS threads) alternate here, call by call;
+# with GNU OpenMP's default waiting, the idle pool spins on the cores the busy one needs (on 2
+# cores that slowed some calls 10x and made the spread larger than the median). Both pools
+# spin briefly and then sleep: the setting `import npae` makes for Numba's pool (npae.config),
+# applied here before either pool starts, and recorded with the results.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
@@ -287,7 +289,8 @@ def machine(threads) -> dict:
             "platform": platform.platform(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__, "npae": npae.__version__,
             "torch": torch_side.version(), "numba_threading_layer": _threading_layer(),
-            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT")}
 
 
 def _threading_layer():
