@@ -39,7 +39,7 @@ def _torch_cuda():
 def main(args) -> int:
     if not npae.cuda.is_available():
         print("npae bench --device cuda: no usable CUDA GPU here (needs an NVIDIA GPU and CuPy: "
-              "pip install -e .[gpu])", file=sys.stderr)
+              "pip install -e '.[gpu]')", file=sys.stderr)
         return 2
     import cupy
 

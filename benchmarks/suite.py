@@ -12,10 +12,14 @@ also absorb Numba's compilation:
    time / floor, where floor = max(FLOPs / GEMM rate, minimum bytes / bandwidth);
 3. training throughput (images/s, forward + backward + Adam) of every model at batch 20 and 128,
    npae against the same architecture in PyTorch;
-4. JIT: compile time on a cold cache, and process start to the first trained batch on a warm one.
+4. scaling: npae's forward+backward of a convolution and a transposed convolution against
+   batch size and image side, with the scratch memory and path the kernels plan;
+5. JIT: process start to the first trained batch, with an empty Numba cache (everything
+   compiles) and with a warm one.
 
 Results: a table on the terminal, ``benchmarks/results/<date>-<host>.json`` (with the machine:
-CPU model, cores, library versions) and ``<date>-<host>-ops.png`` (ratio bars per op).
+CPU model, cores, library versions), ``<date>-<host>-ops.png`` (ratio bars per op) and
+``<date>-<host>-scaling.png``.
 """
 
 from __future__ import annotations
@@ -143,8 +147,8 @@ SCALING_OPS = [
 
 def bench_scaling(quick, log) -> list:
     """npae forward+backward time against batch size (28x28) and against image side (batch 4):
-    the cost should grow in proportion to the work, with no cliff where the im2col buffer stops
-    fitting in its 64 MiB budget and the kernels switch to chunks."""
+    the cost should grow in proportion to the work, with no cliff where the kernels change path
+    or start splitting the batch (and rows) into chunks of columns."""
     from npae.kernels import conv2d_plan
 
     from .cases import OpCase
@@ -327,11 +331,12 @@ def plot_ops(rows, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="npae bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="npae bench",
+                                     description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--quick", action="store_true",
-                        help="fewer repetitions and smaller roofline probes (under 2 minutes)")
+                        help="fewer repetitions and smaller probes (about 20 s on 2 cores)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads for every library (default: all cores)")
+                        help="threads for Numba and PyTorch (default: all cores)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["ops", "train", "scaling", "jit"],
                         help="sections to leave out")

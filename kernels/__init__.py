@@ -14,7 +14,7 @@ follow below:
 |conv2d_fwd            |im2col + GEMM (chunked) or one image/thread|conv2d_ref                    |
 |conv2d_bwd_input      |GEMM + col2im, or one image/thread        |conv_transpose2d_ref           |
 |conv2d_bwd_weight     |im2col + GEMM, or one image/thread        |im2col_ref + matmul            |
-|conv2d_image_*        |one image's columns in cache, loop GEMMs  |as conv2d_fwd/bwd above        |
+|conv2d_image_*        |one image per thread, taps in cache       |as conv2d_fwd/bwd above        |
 |conv_transpose2d_fwd  |conv2d_bwd_input + bias                   |conv_transpose2d_ref           |
 |max_pool2d_fwd        |max and flat argmax in one pass           |max_pool2d_ref                 |
 |max_pool2d_bwd        |scatter-add at argmax (= max_unpool2d_fwd)|max_pool2d_backward_ref        |
@@ -25,7 +25,8 @@ follow below:
 |relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |relu_ref, mask (tests)         |
 
 GPU twins: ``npae.kernels.cuda`` (kernels/cuda/, numba.cuda on CuPy arrays) has every kernel
-above with the same name and signature, one thread per output element, tested against the same
+above (not the CPU's planners ``plan_chunks`` and ``conv2d_plan``) with the same name and
+signature, one thread per output element, tested against the same
 references (tests/kernel_checks.py) under the CUDA simulator and on a GPU:
 
 |kernel(s)                         |GPU twin                                                  |

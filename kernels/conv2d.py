@@ -11,9 +11,11 @@ works through the batch in chunks whose columns fit in ``max_scratch`` bytes, an
 output rows of one image when even a single image would not fit. Only the GEMMs (NumPy's BLAS)
 see large arrays; the index work is in the jitted ``im2col_rows``/``col2im_rows``.
 
-With few output channels that round trip through memory costs more than the GEMM; there the
-calls go to conv2d_image.py instead, which works one image per thread with its columns in
-cache (and, for unit stride, no columns at all). ``method=`` forces either path.
+When that round trip through memory costs more than the GEMM, the calls go to conv2d_image.py
+instead, which works one image per thread with its taps in cache (for unit stride, no columns
+at all). ``conv2d_plan`` decides, from measurements noted below: unit stride and a window of
+64+ taps (up to 16 output channels for the forward and input gradient, any number for the
+weight gradient), or any stride with a single output channel. ``method=`` forces either path.
 """
 
 import numba
@@ -108,7 +110,7 @@ def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_
                method=None):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow).
 
-    ``method``: 'im2col', 'image', or None to pick by the number of output channels.
+    ``method``: 'im2col', 'image', or None to let ``conv2d_plan`` pick.
     """
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape

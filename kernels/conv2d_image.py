@@ -1,4 +1,5 @@
-"""Convolution one image per thread, its taps kept in cache: the path for few output channels.
+"""Convolution one image per thread, its taps kept in cache: the path for few output channels
+over long windows (``conv2d_plan`` in conv2d.py says exactly when).
 
 conv2d.py's batched im2col writes the columns of many images (C*kh*kw values per output pixel)
 to memory and hands them to BLAS. With few output channels the GEMM is short and cheap, and

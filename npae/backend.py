@@ -18,8 +18,7 @@ DEVICES = ("cpu", "cuda")
 
 INSTALL_HINT = (
     "the 'cuda' device needs CuPy (cupy-cuda12x) and an NVIDIA GPU with a CUDA 12 driver: "
-    "install the gpu extra with `pip install -e .[gpu]` (from a checkout) or "
-    "`pip install npae[gpu]`"
+    "install the gpu extra (npae[gpu]) with `pip install -e '.[gpu]'` from a checkout"
 )
 
 _forced = None  # a kernel module that serves every call (tests: GPU kernels under the simulator)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -166,7 +167,8 @@ def _op_options(p, defaults_note: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="npae", description="Train and inspect the autoencoders of npae on MNIST."
+        prog="npae", description="npae: train the article's autoencoders on MNIST, see how each "
+                    "operation works (explain, shapes), check gradients, benchmark the kernels."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -284,6 +286,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\nnpae: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`npae explain ... | head`): stop quietly, as Unix tools do;
+        # point stdout at devnull so Python's exit-time flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (DataError, CheckpointError, TrainingError, ValueError) as err:
         print(f"npae: error: {err}", file=sys.stderr)
         return 1

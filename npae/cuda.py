@@ -3,7 +3,7 @@
     import npae
     npae.cuda.is_available()   # False without CuPy or without a CUDA GPU
 
-The backend needs the ``gpu`` extra (``pip install -e .[gpu]``: CuPy for CUDA 12 and the
+The backend needs the ``gpu`` extra (``pip install -e '.[gpu]'``: CuPy for CUDA 12 and the
 ``numba-cuda`` kernel compiler) and an NVIDIA GPU. Move a model and its data with
 ``.to('cuda')``; nothing else changes.
 """

@@ -67,8 +67,9 @@ PAGES = [
         "The gradient with respect to the input is a transposed convolution of the output "
         "gradient with the same kernel (every output gradient is spread back over the window it "
         "read); the gradient with respect to the kernel correlates the input with the output "
-        "gradient, again through im2col and one matrix product; the bias gradient sums the "
-        "output gradient. In matrix terms: y = M x, so dL/dx = M^T dL/dy, and M^T is the "
+        "gradient (one matrix product over im2col columns, or, on the one-image path, a dot "
+        "product per tap); the bias gradient sums the output gradient. In matrix terms: "
+        "y = M x, so dL/dx = M^T dL/dy, and M^T is the "
         "matrix of conv-transpose2d.",
         [("npae/ops/conv2d.py", "`Conv2d` (forward and backward) and `conv2d`, the checks"),
          ("kernels/conv2d.py", "`conv2d_fwd`, `conv2d_bwd_input`, `conv2d_bwd_weight`: im2col + "
@@ -202,8 +203,11 @@ PAGES = [
                 Settings(input=(4, 4), kernel=(3, 3), padding=(1, 1))),
         None,
         "im2col is linear; its transpose is col2im, which scatters column entries back and "
-        "sums the overlaps. npae's convolutions use the pair in both directions: conv2d's "
-        "forward is im2col then a product, its input gradient is a product then col2im.",
+        "sums the overlaps. npae's batched convolution path uses the pair in both directions: "
+        "conv2d's forward is im2col then a product, its input gradient is a product then col2im. "
+        "For few output channels over a long window, kernels/conv2d_image.py works one image "
+        "at a time instead (with stride 1, each tap is a shifted run of the padded image, no "
+        "columns at all); `conv2d_plan` in kernels/conv2d.py picks.",
         [("kernels/im2col.py", "`im2col`, `im2col_rows`, `col2im`, `col2im_rows`"),
          ("kernels/conv2d.py", "the chunked GEMMs around them (`plan_chunks`)"),
          ("tests/reference.py", "`im2col_ref`, `col2im_ref`")],

@@ -327,8 +327,11 @@ def run(op: str, s: Settings, plant_bug: bool = False, out=print) -> bool:
         out(f"  {r.name:<8}{str(r.shape):<14}{r.max_abs:>9.1e}{r.max_rel:>9.1e}  "
             f"{str(r.worst):<14}{r.analytic:>14.7g}{r.numeric:>14.7g}  "
             f"{'ok' if passed else 'FAIL'}")
-    out("  (relative error: |a - n| / max(|a|, |n|), over elements whose gradient exceeds atol)")
+    out("  (relative error: |a - n| / max(|a|, |n|), over elements whose gradient exceeds atol;")
+    out("  worst element: the one furthest past the tolerance atol + rtol*|numeric|)")
     out("")
+    out("Then npae.gradcheck compares the full Jacobian entry by entry: one input element")
+    out("against one output element, so its numbers differ from the weighted sums above.")
     try:
         gradcheck(case.fn, case.inputs, eps=s.eps, atol=s.atol, rtol=s.rtol)
         out("npae.gradcheck (full Jacobian, entry by entry): passed")

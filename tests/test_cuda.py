@@ -14,7 +14,7 @@ from npae.backend import kernels_for
 
 needs_gpu = [pytest.mark.gpu, pytest.mark.skipif(
     not npae.cuda.is_available(),
-    reason="no CUDA GPU with CuPy here (pip install -e .[gpu] on a GPU machine)")]
+    reason="no CUDA GPU with CuPy here (pip install -e '.[gpu]' on a GPU machine)")]
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_without_cupy_moving_to_cuda_says_what_to_install(no_cupy, move):
     assert isinstance(raised.value, RuntimeError) and isinstance(raised.value, ImportError)
     message = str(raised.value)
     assert "CuPy" in message and "cupy-cuda12x" in message and "GPU" in message
-    assert "pip install -e .[gpu]" in message and "npae[gpu]" in message
+    assert "pip install -e '.[gpu]'" in message and "npae[gpu]" in message
 
 
 def test_bench_on_cuda_without_a_gpu_exits_with_one_clear_line(no_cupy, capsys):
@@ -48,7 +48,7 @@ def test_bench_on_cuda_without_a_gpu_exits_with_one_clear_line(no_cupy, capsys):
     assert main(["--device", "cuda"]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "CUDA GPU" in err and "pip install -e .[gpu]" in err
+    assert "CUDA GPU" in err and "pip install -e '.[gpu]'" in err
 
 
 def test_cpu_tensors_and_modules_stay_where_they_are():
@@ -127,7 +127,7 @@ def test_the_gpu_kernels_compile_for_a_real_gpu():
         cuda.compile_ptx(probe, (types.float32[:],), cc=(8, 0))
     except Exception as err:  # NVVM missing: numba-cuda[cu12] or [cu13] brings it
         pytest.skip(f"NVVM not available to compile PTX ({type(err).__name__}): "
-                    f"pip install 'numba-cuda[cu13]' to run this check")
+                    f"pip install 'numba-cuda[cu12]' to run this check")
     names = []
     for name, kernel, signature in _compile_checks():
         ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(8, 0))

@@ -7,7 +7,7 @@ from npae.tensor import Function
 
 
 class ReLU(Function):
-    # One jitted pass each way (npae/kernels/relu.py); the readable version is
+    # One jitted pass each way (kernels/relu.py); the readable version is
     # y = np.maximum(x, 0) and gx = grad * (y > 0).
     @staticmethod
     def forward(ctx, x):

@@ -13,7 +13,7 @@ LANES = [
     pytest.param("sim", id="sim", marks=pytest.mark.skipif(
         not SIM, reason="simulator lane: run by make test-cuda-sim (NUMBA_ENABLE_CUDASIM=1)")),
     pytest.param("gpu", id="gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not GPU, reason="no CUDA GPU with CuPy here (pip install -e .[gpu] on a GPU machine)")]),
+        not GPU, reason="no CUDA GPU with CuPy here (pip install -e '.[gpu]' on a GPU machine)")]),
 ]
 
 
