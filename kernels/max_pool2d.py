@@ -21,6 +21,9 @@ from .max_unpool2d import max_unpool2d_fwd
 def max_pool2d_fwd(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow))."""
     n, c, h, w = x.shape
+    if (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1
+            and dw == 1 and 2 * oh <= h and 2 * ow <= w):
+        return _max_pool2d_2x2(x, oh, ow)  # every model of the article pools this way
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     idx = np.empty((n, c, oh, ow), dtype=np.int64)
     for plane in prange(n * c):
@@ -52,3 +55,43 @@ def max_pool2d_fwd(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
 def max_pool2d_bwd(gy, idx, h, w):
     """gy, idx (N, C, oh, ow) -> gx (N, C, h, w): each gradient added at its argmax."""
     return max_unpool2d_fwd(gy, idx, h, w)
+
+
+@jit(parallel=True)
+def _max_pool2d_2x2(x, oh, ow):
+    """max_pool2d_fwd for 2x2 windows, stride 2, no padding, every window inside the image:
+    the four taps unrolled, no bounds checks. Same rule for ties and NaN, in the same scan
+    order; measured 2.0 -> 1.4 ms on 128x16x28x28.
+
+        rows 2*oy, 2*oy + 1, columns 2*ox, 2*ox + 1:   a b     scanned a, b, c, d
+                                                        c d
+    """
+    n, c, h, w = x.shape
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    idx = np.empty((n, c, oh, ow), dtype=np.int64)
+    for plane in prange(n * c):
+        b = plane // c
+        ch = plane % c
+        for oy in range(oh):
+            top = x[b, ch, 2 * oy]
+            bottom = x[b, ch, 2 * oy + 1]
+            base = 2 * oy * w
+            for ox in range(ow):
+                j = 2 * ox
+                best = top[j]
+                where = base + j
+                v = top[j + 1]
+                take = (v > best) | ((v != v) & (best == best))  # a select, as above
+                best = v if take else best
+                where = base + j + 1 if take else where
+                v = bottom[j]
+                take = (v > best) | ((v != v) & (best == best))
+                best = v if take else best
+                where = base + w + j if take else where
+                v = bottom[j + 1]
+                take = (v > best) | ((v != v) & (best == best))
+                best = v if take else best
+                where = base + w + j + 1 if take else where
+                y[b, ch, oy, ox] = best
+                idx[b, ch, oy, ox] = where
+    return y, idx

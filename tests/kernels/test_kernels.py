@@ -206,3 +206,20 @@ def test_conv2d_plan_is_the_path_the_kernels_take(monkeypatch, c, o, k, hw, limi
     assert K.conv2d_plan("fwd", 3, 16, 1, 3, 3, 2, 2, 7, 7, 8)[0] == "image"
     with pytest.raises(ValueError, match="direction"):
         K.conv2d_plan("sideways", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
+
+
+@DTYPES
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(2, 9), w=st.integers(2, 9))
+def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w):
+    # 2x2, stride 2, no padding takes the unrolled kernel; few distinct values (ties
+    # everywhere) and some NaNs, odd and even sides (a last row or column left out)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(2, 3, h, w)).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    oh, ow = h // 2, w // 2
+    y, idx = K.max_pool2d_fwd(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
+    y_ref, idx_ref = R.max_pool2d_ref(x.astype(np.float64), (2, 2), (2, 2))
+    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))  # NaN == NaN here
+    y_py, idx_py = K.max_pool2d_fwd.py_func(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
+    np.testing.assert_array_equal(idx, idx_py)
