@@ -24,30 +24,27 @@ CPU model, cores, library versions), ``<date>-<host>-ops.png`` (ratio bars per o
 
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
 import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
 
 # Numba's and PyTorch's OpenMP pools (and NumPy's BLAS threads) alternate here, call by call;
 # with GNU OpenMP's default waiting, the idle pool spins on the cores the busy one needs (on 2
-# cores that slowed some calls 10x and made the spread larger than the median). Both pools
-# spin briefly and then sleep: the setting `import npae` makes for Numba's pool (npae.config),
-# applied here before either pool starts, and recorded with the results.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from . import npae_side, numpy_side, torch_side  # noqa: E402
-from .cases import op_cases  # noqa: E402
+# cores that slowed some calls 10x and made the spread larger than the median). Importing npae
+# (npae.config) sets its short spin, GOMP_SPINCOUNT, before either pool starts (Numba's at the
+# first kernel call, PyTorch's when torch_side first imports torch), so both pools get it; the
+# setting is recorded with the results.
+from . import npae_side, numpy_side, torch_side
+from .cases import op_cases
 
 MODELS = ["linear", "conv-transpose", "conv-upsample", "conv-unpool", "conv-strided", "denoise",
           "vae"]
