@@ -33,7 +33,7 @@ demo: $(STAMP)
 
 # Regenerate the operation guide in docs/ from `npae explain` (tests/test_docs.py checks it).
 docs: $(STAMP)
-	$(BIN)/python -m npae.docs
+	$(BIN)/python -m npae.tools.docs docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

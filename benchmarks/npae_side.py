@@ -5,9 +5,9 @@ import numpy as np
 import npae
 import npae.functional as F
 from npae import models, optim
-from npae.backend import to_device
 from npae.data import add_noise
-from npae.tensor import Tensor, no_grad
+from npae.engine.dispatch import to_device
+from npae.engine.tensor import Tensor, no_grad
 
 
 def _random(rng, shape, requires_grad=False, device="cpu"):

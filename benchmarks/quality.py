@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from npae import models
-from npae.train import Data, Settings, train
+from npae.training.loop import Data, Settings, train
 
 # test loss: (npae must reach, PyTorch worst of three seeds on the same protocol)
 BARS = {

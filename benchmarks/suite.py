@@ -40,9 +40,9 @@ import numpy as np
 # Numba's and PyTorch's OpenMP pools (and NumPy's BLAS threads) alternate here, call by call;
 # with GNU OpenMP's default waiting, the idle pool spins on the cores the busy one needs (on 2
 # cores that slowed some calls 10x and made the spread larger than the median). Importing npae
-# (npae.config) sets its short spin, GOMP_SPINCOUNT, before either pool starts (Numba's at the
-# first kernel call, PyTorch's when torch_side first imports torch), so both pools get it; the
-# setting is recorded with the results.
+# (npae.engine.config) sets its short spin, GOMP_SPINCOUNT, before either pool starts (Numba's
+# at the first kernel call, PyTorch's when torch_side first imports torch), so both pools get it;
+# the setting is recorded with the results.
 from . import npae_side, numpy_side, torch_side
 from .cases import op_cases
 
@@ -217,7 +217,7 @@ import time
 t0 = time.perf_counter()
 import numpy as np, npae
 from npae import models, optim
-from npae.tensor import Tensor
+from npae.engine.tensor import Tensor
 npae.manual_seed(0)
 m = models.create("conv-transpose")
 opt = optim.Adam(m.parameters(), lr=1e-3)

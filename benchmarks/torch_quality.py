@@ -19,9 +19,9 @@ import numpy as np
 
 from npae import models
 from npae.data import batches
+from npae.engine.tensor import Tensor, no_grad
 from npae.optim import Adam
-from npae.tensor import Tensor, no_grad
-from npae.train import Data, evaluate
+from npae.training.loop import Data, evaluate
 
 # npae parameter name for each PyTorch one (the layers of models.create("conv-transpose"))
 NAMES = {"conv1": "encoder.0", "conv2": "encoder.3", "t1": "decoder.0", "t2": "decoder.2"}

@@ -1,7 +1,7 @@
 """Nearest-neighbour upsampling and its backward.
 
 The caller computes, once, which source row and column feed each output row and column
-(``rows`` (oh,), ``cols`` (ow,): PyTorch's rule, see npae.shapes). Then
+(``rows`` (oh,), ``cols`` (ow,): PyTorch's rule, see npae.engine.shapes). Then
 
     forward    y[n, c, i, j] = x[n, c, rows[i], cols[j]]
     backward   gx[n, c, rows[i], cols[j]] += gy[n, c, i, j]   (a source pixel sums its copies)

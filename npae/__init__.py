@@ -8,11 +8,14 @@
     (2, 3, 2, 2)
 """
 
+# Tensor first: it pulls in the ops, which need Function, which needs Tensor defined
+from npae.engine.tensor import Tensor, is_grad_enabled, no_grad  # isort: skip
+
 from npae import cuda
-from npae.config import max_scratch_bytes, set_max_scratch_bytes
-from npae.gradcheck import GradcheckError, adjoint_check, gradcheck
-from npae.random import manual_seed
-from npae.tensor import Context, Function, Tensor, is_grad_enabled, no_grad
+from npae.engine.config import max_scratch_bytes, set_max_scratch_bytes
+from npae.engine.function import Context, Function
+from npae.engine.gradcheck import GradcheckError, adjoint_check, gradcheck
+from npae.engine.random import manual_seed
 
 __version__ = "0.1.0"
 

@@ -23,8 +23,8 @@ from npae import models
 
 
 def _train(args) -> int:
-    from npae.report import model_figures
-    from npae.train import Data, Settings, train
+    from npae.training.loop import Data, Settings, train
+    from npae.training.report import model_figures
 
     noise = args.noise if args.noise is not None else models.DEFAULT_NOISE.get(args.model, 0.0)
     settings = Settings(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
@@ -54,7 +54,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from npae.train import Data, evaluate, load_model
+    from npae.training.loop import Data, evaluate, load_model
 
     model, meta = load_model(args.checkpoint)
     settings = meta["settings"]
@@ -67,7 +67,7 @@ def _eval(args) -> int:
 
 
 def _demo(args) -> int:
-    from npae.report import demo
+    from npae.training.report import demo
 
     report = demo(Path(args.out), epochs=args.epochs)
     print(f"\nreport: {report}")
@@ -75,7 +75,7 @@ def _demo(args) -> int:
 
 
 def _explain(args) -> int:
-    from npae.explain import Settings, explain
+    from npae.tools.explain import Settings, explain
 
     settings = Settings(input=args.input, kernel=args.kernel, stride=args.stride,
                         padding=args.padding, dilation=args.dilation,
@@ -84,14 +84,14 @@ def _explain(args) -> int:
     result = explain(args.op, settings)
     print(result.text, end="")
     if args.png:
-        from npae.explain_figures import figure
+        from npae.tools.explain_figures import figure
 
         print(f"figure: {figure(result, args.png)}")
     return 0 if result.ok else 1
 
 
 def _shapes(args) -> int:
-    from npae.shape_solver import layers_from_model, parse_layers, report, solve
+    from npae.tools.shape_solver import layers_from_model, parse_layers, report, solve
 
     if (args.model is None) == (args.layers is None):
         raise ValueError("give a model name or --layers (one of them): e.g. npae shapes "
@@ -102,7 +102,7 @@ def _shapes(args) -> int:
 
 
 def _gradcheck(args) -> int:
-    from npae.gradcheck_cli import Settings, run
+    from npae.tools.gradcheck_cli import Settings, run
 
     settings = Settings(input=args.input, kernel=args.kernel, stride=args.stride,
                         padding=args.padding, dilation=args.dilation,
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs per model (default 1)")
     p.set_defaults(run=_demo)
 
-    from npae.explain import OPS
+    from npae.tools.explain import OPS
 
     p = sub.add_parser(
         "explain", help="work an operation through by hand, checked against its kernel",
@@ -271,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from npae.checkpoint import CheckpointError
     from npae.data import DataError
-    from npae.train import TrainingError
+    from npae.training.checkpoint import CheckpointError
+    from npae.training.loop import TrainingError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # the suite parses its own options

@@ -20,8 +20,8 @@ import numpy as np
 
 import npae.functional as F
 from npae import nn
-from npae.random import generator
-from npae.tensor import Tensor
+from npae.engine.random import generator
+from npae.engine.tensor import Tensor
 
 
 class Autoencoder(nn.Module):

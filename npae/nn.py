@@ -14,10 +14,10 @@ from collections import OrderedDict
 import numpy as np
 
 import npae.functional as F
-from npae.backend import as_array, normalize_device, to_device
-from npae.random import generator
-from npae.shapes import pair
-from npae.tensor import Tensor
+from npae.engine.dispatch import as_array, normalize_device, to_device
+from npae.engine.random import generator
+from npae.engine.shapes import pair
+from npae.engine.tensor import Tensor
 
 
 class Parameter(Tensor):

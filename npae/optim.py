@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npae.backend import device_of, is_array, to_device
+from npae.engine.dispatch import device_of, is_array, to_device
 
 
 class Optimizer:

@@ -36,7 +36,7 @@ if os.environ.get("NPAE_TEST_KERNELS") == "cuda":
     def _ops_on_gpu_kernels():
         from npae.kernels import cuda as gpu_kernels
 
-        from npae.backend import forced_kernels
+        from npae.engine.dispatch import forced_kernels
 
         with forced_kernels(gpu_kernels):
             yield

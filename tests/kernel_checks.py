@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import reference as R
 
-from npae.shapes import upsample_nearest2d_plan
+from npae.engine.shapes import upsample_nearest2d_plan
 
 
 def _same(x):

@@ -9,7 +9,7 @@ import pytest
 import npae
 import npae.functional as F
 from npae.cli import main
-from npae.gradcheck_cli import OPS, Settings, build, compare, run
+from npae.tools.gradcheck_cli import OPS, Settings, build, compare, run
 
 SMALL = Settings(batch=1, channels=1, out_channels=2)
 
@@ -78,7 +78,7 @@ def test_explain_impossible_settings_exit_1_with_the_reason(capsys, argv, messag
 
 
 def test_explain_exits_1_when_its_check_fails(capsys, monkeypatch):
-    import npae.explain as E
+    import npae.tools.explain as E
 
     real = F.upsample_nearest2d
     monkeypatch.setattr(E.F, "upsample_nearest2d",

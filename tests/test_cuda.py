@@ -10,7 +10,7 @@ import pytest
 import npae
 import npae.functional as F
 from npae import Tensor, nn, optim
-from npae.backend import kernels_for
+from npae.engine.dispatch import kernels_for
 
 needs_gpu = [pytest.mark.gpu, pytest.mark.skipif(
     not npae.cuda.is_available(),
@@ -71,7 +71,7 @@ def test_cpu_arrays_get_the_cpu_kernels():
 def test_mixing_devices_in_one_op_names_both(monkeypatch):
     # Without a GPU, label one array 'cuda' to drive the check itself; the real thing is
     # test_mixing_real_devices_raises below.
-    import npae.backend as backend
+    import npae.engine.dispatch as backend
 
     on_gpu = np.ones((2, 2))
     real = backend.device_of
@@ -171,7 +171,7 @@ def test_mixing_real_devices_raises():
 @pytest.mark.parametrize("name", ["conv-transpose", "conv-upsample", "conv-unpool",
                                   "conv-strided", "vae"])
 def test_a_training_step_on_the_gpu_matches_the_cpu(name, tmp_path):
-    from npae import checkpoint
+    from npae.training import checkpoint
 
     x = np.random.default_rng(0).random((4, 1, 28, 28))
     results = {}

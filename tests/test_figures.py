@@ -1,10 +1,12 @@
-"""npae.figures: each figure is a real, non-blank PNG; the two measurements match hand counts."""
+"""npae/training/figures.py: each figure is a real, non-blank PNG; the two measurements match
+hand counts."""
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from npae import figures, nn
+from npae import nn
+from npae.training import figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -76,8 +76,9 @@ def test_jit_cache_falls_back_to_a_user_directory_when_installed_read_only(tmp_p
             path.chmod(0o755 if path.is_dir() else 0o644)  # let pytest clean tmp_path
 
 
-MODULES = ["npae", "npae.gradcheck", "npae.tensor", "npae.ops.conv2d", "npae.ops.conv_transpose2d",
-           "npae.ops.max_pool2d", "npae.ops.max_unpool2d", "npae.ops.upsample_nearest2d"]
+MODULES = ["npae", "npae.engine.gradcheck", "npae.engine.tensor", "npae.ops.conv2d",
+           "npae.ops.conv_transpose2d", "npae.ops.max_pool2d", "npae.ops.max_unpool2d",
+           "npae.ops.upsample_nearest2d"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -104,6 +105,7 @@ def test_malloc_tuning_applies_on_import_unless_turned_off(setting, expected):
     env = {k: v for k, v in os.environ.items() if k != "NPAE_MALLOC_TUNING"}
     if setting is not None:
         env["NPAE_MALLOC_TUNING"] = setting
-    out = subprocess.run([sys.executable, "-c", "import npae.config as c; print(c.malloc_tuned)"],
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    code = "import npae.engine.config as c; print(c.malloc_tuned)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
     assert out == str(expected)

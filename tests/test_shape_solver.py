@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import npae.functional as F
 from npae import Tensor, models, nn, no_grad
-from npae.shape_solver import (
+from npae.tools.shape_solver import (
     layers_from_model,
     parse_layers,
     report,

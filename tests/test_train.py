@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from npae import checkpoint, cli, models
-from npae import train as T
-from npae.checkpoint import CheckpointError
+from npae import cli, models
+from npae.training import checkpoint
+from npae.training import loop as T
+from npae.training.checkpoint import CheckpointError
 
 
 def _synthetic(n_train=192, n_eval=64, seed=0):

@@ -1,7 +1,7 @@
 """The GPU twins of npae's kernels: the same function names and signatures as ``npae.kernels``,
 written with ``numba.cuda`` (the ``numba-cuda`` package).
 
-``npae.backend.kernels_for`` hands this module to the ops when their arrays are CuPy arrays;
+``npae.engine.dispatch.kernels_for`` hands this module to the ops when their arrays are CuPy arrays;
 the ops never branch on the backend. Numba reads CuPy arrays through
 ``__cuda_array_interface__`` (no copy), the GEMMs go through CuPy (cuBLAS). Under the CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``, ``make test-cuda-sim``) the very same kernels run as

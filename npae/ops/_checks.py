@@ -1,7 +1,7 @@
 """Small helpers the ops use to check their inputs at entry."""
 
 
-from npae.backend import as_array
+from npae.engine.dispatch import as_array
 
 
 def array_of(x):

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from npae.backend import contiguous, kernels_for
-from npae.tensor import Function
+from npae.engine.dispatch import contiguous, kernels_for
+from npae.engine.function import Function
 
 
 class ReLU(Function):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from npae.backend import array_module, is_array
+from npae.engine.dispatch import array_module, is_array
+from npae.engine.function import Function
+from npae.engine.tensor import Tensor
 from npae.ops._checks import array_of
-from npae.tensor import Function, Tensor
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,11 +1,11 @@
 """conv2d: cross-correlation of an NCHW batch with a bank of filters (im2col + GEMM)."""
 
 
-from npae.backend import contiguous, kernels_for
-from npae.config import max_scratch_bytes
+from npae.engine.config import max_scratch_bytes
+from npae.engine.dispatch import contiguous, kernels_for
+from npae.engine.function import Function
+from npae.engine.shapes import check_4d, conv2d_geometry, pair
 from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
-from npae.shapes import check_4d, conv2d_geometry, pair
-from npae.tensor import Function
 
 
 class Conv2d(Function):

@@ -1,11 +1,11 @@
 """conv_transpose2d: each input pixel scales the kernel onto the output; overlaps are summed."""
 
 
-from npae.backend import contiguous, kernels_for
-from npae.config import max_scratch_bytes
+from npae.engine.config import max_scratch_bytes
+from npae.engine.dispatch import contiguous, kernels_for
+from npae.engine.function import Function
+from npae.engine.shapes import check_4d, conv_transpose2d_geometry, pair
 from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
-from npae.shapes import check_4d, conv_transpose2d_geometry, pair
-from npae.tensor import Function
 
 
 class ConvTranspose2d(Function):

@@ -1,7 +1,7 @@
 """linear: y = x @ weight.T + bias, PyTorch's layout (weight is (out_features, in_features))."""
 
+from npae.engine.function import Function
 from npae.ops._checks import array_of, same_float_dtype
-from npae.tensor import Function
 
 
 class Linear(Function):

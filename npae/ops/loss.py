@@ -5,10 +5,10 @@ reduction is 'mean' (over every element), 'sum' or 'none' (elementwise), as in P
 
 import numpy as np
 
-from npae.backend import as_array
+from npae.engine.dispatch import as_array
+from npae.engine.function import Function
 from npae.ops._checks import array_of, check_reduction, check_same_shape, same_float_dtype
 from npae.ops.activation import stable_sigmoid
-from npae.tensor import Function
 
 
 def _reduce(loss, reduction):

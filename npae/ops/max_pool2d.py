@@ -1,10 +1,10 @@
 """max_pool2d: the largest value in each window, and where it was."""
 
 
-from npae.backend import contiguous, kernels_for
+from npae.engine.dispatch import contiguous, kernels_for
+from npae.engine.function import Function
+from npae.engine.shapes import check_4d, pair, pool2d_geometry
 from npae.ops._checks import array_of
-from npae.shapes import check_4d, pair, pool2d_geometry
-from npae.tensor import Function
 
 
 class MaxPool2d(Function):

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from npae.backend import contiguous, kernels_for
+from npae.engine.dispatch import contiguous, kernels_for
+from npae.engine.function import Function
+from npae.engine.shapes import check_4d, pair, unpool2d_size
 from npae.ops._checks import array_of
-from npae.shapes import check_4d, pair, unpool2d_size
-from npae.tensor import Function
 
 
 class MaxUnpool2d(Function):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from npae.backend import array_module
-from npae.tensor import Function
+from npae.engine.dispatch import array_module
+from npae.engine.function import Function
 
 
 class Exp(Function):

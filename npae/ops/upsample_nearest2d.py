@@ -1,10 +1,10 @@
 """upsample_nearest2d: every output pixel copies its nearest source pixel."""
 
 
-from npae.backend import contiguous, kernels_for
+from npae.engine.dispatch import contiguous, kernels_for
+from npae.engine.function import Function
+from npae.engine.shapes import check_4d, upsample_nearest2d_plan
 from npae.ops._checks import array_of
-from npae.shapes import check_4d, upsample_nearest2d_plan
-from npae.tensor import Function
 
 
 class UpsampleNearest2d(Function):

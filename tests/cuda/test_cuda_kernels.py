@@ -135,7 +135,7 @@ def test_the_op_tests_of_this_lane_run_on_the_gpu_kernels():
     # make test-cuda-sim also runs tests/ops with NPAE_TEST_KERNELS=cuda: prove the routing
     import os
 
-    from npae.backend import kernels_for
+    from npae.engine.dispatch import kernels_for
 
     if os.environ.get("NPAE_TEST_KERNELS") != "cuda":
         pytest.skip("only meaningful in make test-cuda-sim (NPAE_TEST_KERNELS=cuda)")

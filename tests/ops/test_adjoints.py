@@ -17,7 +17,7 @@ from optable import (
 import npae
 import npae.functional as F
 from npae import Tensor
-from npae.backend import kernels_for
+from npae.engine.dispatch import kernels_for
 
 
 def _dot_identity(lhs, rhs, scale):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npae.tensor import Tensor
+from npae.engine.tensor import Tensor
 
 
 class GradcheckError(AssertionError):
@@ -81,7 +81,7 @@ def _call(fn, values, checked):
 
 
 def _forward(fn, values, checked):
-    from npae.tensor import no_grad
+    from npae.engine.tensor import no_grad
 
     with no_grad():
         return _call(fn, values, checked)[1].data

@@ -1,4 +1,4 @@
-"""npae.figures: the pictures the experiments write, and the two numbers behind the checkerboard.
+"""The pictures the experiments write, and the two numbers behind the checkerboard.
 
 Every plotting function draws on its own ``matplotlib.figure.Figure`` rendered by the Agg canvas:
 no pyplot, so no global figure list, no display needed and nothing left open. Each one writes a
@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import npae.functional as F
-from npae.shapes import pair
-from npae.tensor import Tensor, no_grad
+from npae.engine.shapes import pair
+from npae.engine.tensor import Tensor, no_grad
 
 __all__ = [
     "reconstructions", "loss_curves", "image_grid", "overlap_count", "checkerboard_score",

@@ -21,12 +21,13 @@ import numpy as np
 from tqdm import tqdm
 
 import npae
-from npae import checkpoint, models
+from npae import models
 from npae.data import add_noise, batches, mnist, num_batches, to_float
-from npae.fileio import atomic_write
+from npae.data.fileio import atomic_write
+from npae.engine.random import get_state, manual_seed, set_state
+from npae.engine.tensor import Tensor, no_grad
 from npae.optim import Adam
-from npae.random import get_state, manual_seed, set_state
-from npae.tensor import Tensor, no_grad
+from npae.training import checkpoint
 
 CHECKPOINT = "checkpoint.npz"
 CURVE_EVERY = 10  # steps between the points of the loss curve kept in metrics.json

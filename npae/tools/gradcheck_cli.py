@@ -19,19 +19,20 @@ import numpy as np
 
 import npae.functional as F
 from npae import kernels as K
-from npae.gradcheck import GradcheckError, gradcheck
-from npae.ops.conv2d import Conv2d
-from npae.ops.conv_transpose2d import ConvTranspose2d
-from npae.ops.max_pool2d import MaxPool2d
-from npae.ops.max_unpool2d import MaxUnpool2d
-from npae.ops.upsample_nearest2d import UpsampleNearest2d
-from npae.shapes import (
+from npae.engine.function import Function
+from npae.engine.gradcheck import GradcheckError, gradcheck
+from npae.engine.shapes import (
     conv2d_geometry,
     conv_transpose2d_geometry,
     pool2d_geometry,
     upsample_nearest2d_plan,
 )
-from npae.tensor import Function, Tensor, no_grad
+from npae.engine.tensor import Tensor, no_grad
+from npae.ops.conv2d import Conv2d
+from npae.ops.conv_transpose2d import ConvTranspose2d
+from npae.ops.max_pool2d import MaxPool2d
+from npae.ops.max_unpool2d import MaxUnpool2d
+from npae.ops.upsample_nearest2d import UpsampleNearest2d
 
 WIDTH = 88
 OPS = ("conv2d", "conv-transpose2d", "max-pool2d", "max-unpool2d", "upsample-nearest2d",

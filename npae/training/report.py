@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from npae import figures, models, nn
+from npae import models, nn
 from npae.data import add_noise
-from npae.fileio import atomic_write
-from npae.tensor import Tensor, no_grad
-from npae.train import Data, Settings, train
+from npae.data.fileio import atomic_write
+from npae.engine.tensor import Tensor, no_grad
+from npae.training import figures
+from npae.training.loop import Data, Settings, train
 
 N_SHOW = 10
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from npae.backend import to_host
-from npae.fileio import atomic_write
+from npae.data.fileio import atomic_write
+from npae.engine.dispatch import to_host
 
 FORMAT = "npae-checkpoint"
 VERSION = 1

@@ -7,7 +7,7 @@ maxima a pooling keeps and where unpooling puts them back, the source pixel of e
 pixel, the column matrix of im2col. The shown arithmetic is computed here from each op's
 definition, independently of the kernels, and every explanation ends with a ``check:`` line that
 compares it with the kernel's output (``Explanation.ok`` is False if they differ). Output sizes
-come from npae/shapes.py, the one place that holds that arithmetic.
+come from npae/engine/shapes.py, the one place that holds that arithmetic.
 
     >>> e = explain("conv2d", Settings(input=(4, 4), kernel=(3, 3), stride=(2, 2), padding=(1, 1)))
     >>> e.output_hw, e.ok
@@ -23,8 +23,7 @@ import numpy as np
 
 import npae.functional as F
 from npae import kernels as K
-from npae.figures import overlap_count
-from npae.shapes import (
+from npae.engine.shapes import (
     FORMULAS,
     conv2d_geometry,
     conv2d_size_text,
@@ -37,7 +36,8 @@ from npae.shapes import (
     upsample_nearest2d_plan,
     upsample_size_text,
 )
-from npae.tensor import Tensor, no_grad
+from npae.engine.tensor import Tensor, no_grad
+from npae.training.figures import overlap_count
 
 OPS = ("conv2d", "conv-transpose2d", "max-pool2d", "max-unpool2d", "upsample-nearest2d",
        "im2col")

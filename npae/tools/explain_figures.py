@@ -2,7 +2,7 @@
 
 Every panel shows arrays of the Explanation (computed by the real op and checked against the
 hand-worked arithmetic), so the figure says exactly what the text says. Conventions follow
-npae/figures.py: a Figure on the Agg canvas, no pyplot, one PNG per call.
+npae/training/figures.py: a Figure on the Agg canvas, no pyplot, one PNG per call.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from npae.explain import Explanation, hw, num
+from npae.tools.explain import Explanation, hw, num
 
 _DPI = 100
 _COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",

@@ -1,11 +1,8 @@
-"""Tensor, Function and the reverse-mode engine.
+"""Tensor: an ndarray with an optional gradient, and the switch that turns recording off.
 
-A Tensor wraps an ndarray. Every differentiable operation is a ``Function`` subclass with a
-static ``forward(ctx, *arrays, **params)`` and ``backward(ctx, grad)``; ``Function.apply``
-unwraps Tensors, runs forward on plain arrays and, when a gradient will be needed, records one
-graph node. ``Tensor.backward`` walks those nodes in reverse topological order with an explicit
-stack (no recursion: a 100,000-op chain is fine), hands each node the gradient of its outputs
-once all of them are summed, and frees that gradient as soon as the node has used it.
+Every differentiable operation is a ``Function`` (npae/engine/function.py): ``Function.apply``
+runs forward on plain arrays and, when a gradient will be needed, records one graph node.
+``Tensor.backward`` hands the walk over those nodes to npae/engine/backward.py.
 """
 
 from __future__ import annotations
@@ -15,14 +12,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from npae.backend import (
+from npae.engine.dispatch import (
     array_module,
     as_array,
     check_same_device,
     device_of,
     is_array,
     normalize_device,
-    to_device,
     to_host,
 )
 
@@ -130,7 +126,9 @@ class Tensor:
         device = normalize_device(device)
         if device == self.device:
             return self
-        return _ToDevice.apply(self, device=device)
+        from npae.engine.function import ToDevice
+
+        return ToDevice.apply(self, device=device)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -174,10 +172,12 @@ class Tensor:
                     f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}"
                 )
             grad = grad.astype(self.dtype, copy=False)
+        from npae.engine.backward import accumulate_leaf, run_backward
+
         if self._node is None:
-            _accumulate_leaf(self, grad)
+            accumulate_leaf(self, grad)
             return
-        _run_backward(self._node, self._index, grad, retain_graph)
+        run_backward(self._node, self._index, grad, retain_graph)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
@@ -279,186 +279,6 @@ def _pick(numpy_value, torch_value, numpy_name, torch_name, unset=None):
     if numpy_value is not unset:
         raise TypeError(f"give {numpy_name} or {torch_name}, not both")
     return torch_value
-
-
-class Context:
-    """What forward leaves for backward.
-
-    ``save_for_backward(*arrays)`` / ``saved_tensors`` keep arrays; any other attribute may be
-    set freely. ``needs_input_grad[i]`` says whether input i wants a gradient, so backward can
-    skip work nobody asked for.
-    """
-
-    def __init__(self, needs_input_grad: tuple[bool, ...]):
-        self.needs_input_grad = needs_input_grad
-        self.saved_tensors = ()
-
-    def save_for_backward(self, *arrays) -> None:
-        self.saved_tensors = arrays
-
-
-class _Node:
-    """One recorded application of a Function."""
-
-    __slots__ = ("function", "ctx", "inputs", "outputs_meta")
-
-    def __init__(self, function, ctx, inputs, outputs_meta):
-        self.function = function
-        self.ctx = ctx
-        self.inputs = inputs  # the input Tensors (None for constants)
-        self.outputs_meta = outputs_meta  # (shape, dtype, array module) per output: fills
-        # a missing gradient with zeros on the output's device
-
-
-class Function:
-    """Base class of every operation, built-in or yours.
-
-    Subclass it with two static methods and call ``MyOp.apply(*inputs, **params)``::
-
-        class Cube(npae.Function):
-            @staticmethod
-            def forward(ctx, x):
-                ctx.save_for_backward(x)
-                return x ** 3
-
-            @staticmethod
-            def backward(ctx, grad):
-                (x,) = ctx.saved_tensors
-                return (3 * x ** 2 * grad,)
-
-    ``forward`` receives ndarrays (Tensors are unwrapped; other values pass through) and returns
-    an ndarray, or a tuple of them. ``backward`` receives one gradient per output (None for an
-    integer output) and returns one gradient or None per positional input. Inputs listed in
-    ``integer_inputs`` (positions) may be integer arrays and never get a gradient.
-    """
-
-    integer_inputs: tuple[int, ...] = ()
-
-    @staticmethod
-    def forward(ctx, *arrays, **params):
-        raise NotImplementedError
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise NotImplementedError
-
-    @classmethod
-    def apply(cls, *inputs, **params):
-        arrays = []
-        needs = []
-        for i, value in enumerate(inputs):
-            array = value.data if isinstance(value, Tensor) else value
-            if is_array(array) and i not in cls.integer_inputs:
-                _check_float(array.dtype, f"{cls.__name__}: input {i}")
-            arrays.append(array)
-            needs.append(isinstance(value, Tensor) and value.requires_grad and
-                         i not in cls.integer_inputs)
-        # the one place mixed devices are caught: every operation comes through here
-        check_same_device(cls.__name__, arrays)
-        record = is_grad_enabled() and any(needs)
-        ctx = Context(tuple(needs))
-        out = cls.forward(ctx, *arrays, **params)
-        multiple = isinstance(out, tuple)
-        outs = out if multiple else (out,)
-        tensors = []
-        for k, array in enumerate(outs):
-            array = as_array(array)
-            differentiable = record and array.dtype in FLOAT_DTYPES
-            t = Tensor(array, requires_grad=differentiable)
-            t._index = k
-            tensors.append(t)
-        if record:
-            meta = tuple((t.shape, t.dtype, array_module(t.data)) for t in tensors)
-            inputs_kept = tuple(v if isinstance(v, Tensor) and v.requires_grad else None
-                                for v in inputs)
-            node = _Node(cls, ctx, inputs_kept, meta)
-            for t in tensors:
-                if t.requires_grad:
-                    t._node = node
-        return tuple(tensors) if multiple else tensors[0]
-
-
-class _ToDevice(Function):
-    """A copy to another device; its gradient is copied back."""
-
-    @staticmethod
-    def forward(ctx, x, device):
-        ctx.source = device_of(x)
-        return to_device(x, device)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (to_device(grad, ctx.source),)
-
-
-def _accumulate_leaf(t: Tensor, grad: np.ndarray) -> None:
-    # A copy, so that no two leaves (x + y hands both the same array) share one buffer that an
-    # optimizer might later update in place.
-    t.grad = grad.copy() if t.grad is None else t.grad + grad
-
-
-def _topological_order(root: _Node) -> list[_Node]:
-    """Nodes reachable from root, each after every node it consumes (iterative post-order DFS)."""
-    order = []
-    seen = set()
-    stack = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for t in node.inputs:
-            if t is not None and t._node is not None and id(t._node) not in seen:
-                stack.append((t._node, False))
-    return order
-
-
-def _run_backward(root: _Node, index: int, grad: np.ndarray, retain_graph: bool) -> None:
-    order = _topological_order(root)
-    pending = {id(root): [None] * len(root.outputs_meta)}
-    pending[id(root)][index] = grad
-    for node in reversed(order):
-        grads = pending.pop(id(node), None)  # popped: freed once this node has used it
-        if grads is None:
-            continue
-        for k, (shape, dtype, xp) in enumerate(node.outputs_meta):
-            if grads[k] is None and dtype in FLOAT_DTYPES:
-                grads[k] = xp.zeros(shape, dtype)
-        name = node.function.__name__
-        if node.ctx is None:
-            raise RuntimeError(
-                f"backward through {name} a second time: its saved arrays were freed by the "
-                f"first backward; pass retain_graph=True to the first one to keep them"
-            )
-        in_grads = node.function.backward(node.ctx, *grads)
-        if not retain_graph:
-            node.ctx = None  # free the saved activations now, not when the graph is dropped
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        if len(in_grads) != len(node.inputs):
-            raise RuntimeError(
-                f"{name}.backward returned {len(in_grads)} gradients for "
-                f"{len(node.inputs)} inputs (return None for inputs without one)"
-            )
-        for i, (t, g) in enumerate(zip(node.inputs, in_grads, strict=True)):
-            if t is None or g is None:
-                continue
-            g = as_array(g.data if isinstance(g, Tensor) else g)
-            if g.shape != t.shape:
-                raise RuntimeError(
-                    f"{name}.backward returned a gradient of shape {g.shape} for input {i} "
-                    f"of shape {t.shape}"
-                )
-            g = g.astype(t.dtype, copy=False)
-            if t._node is None:
-                _accumulate_leaf(t, g)
-                continue
-            slots = pending.setdefault(id(t._node), [None] * len(t._node.outputs_meta))
-            slots[t._index] = g if slots[t._index] is None else slots[t._index] + g
 
 
 from npae import ops as _ops  # noqa: E402  (the operators need Tensor defined first)

@@ -11,7 +11,7 @@ A stack is written as comma-separated layers (or taken from a model of npae.mode
     relu, sigmoid, tanh, leaky_relu    (shape unchanged)
     flatten, linear:OUT, unflatten:C:H:W
 
-K, S, P, D, OP are an int or HxW (``3x1``). Every size comes from npae/shapes.py, so an
+K, S, P, D, OP are an int or HxW (``3x1``). Every size comes from npae/engine/shapes.py, so an
 impossible layer fails with the formula and your numbers. Downsampling layers (pooling, strided
 convolutions) are paired with the upsampling layers that undo them, innermost first, as in an
 autoencoder; for each pair the solver lists the settings that land on the size the encoder
@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from npae.shapes import (
+from npae.engine.shapes import (
     conv2d_geometry,
     conv2d_size_text,
     conv_transpose2d_geometry,
@@ -178,7 +178,7 @@ def layers_from_model(name: str) -> list[Layer]:
 
 def _layer_of(m) -> Layer:
     from npae import nn
-    from npae.shapes import pair
+    from npae.engine.shapes import pair
 
     def p(v, what):
         return pair(v, what, type(m).__name__)
@@ -225,7 +225,8 @@ def _hw(size) -> str:
 
 # ------------------------------------------------------------------------------ one layer
 def _apply(layer: Layer, shape: tuple[int, ...], where: str):
-    """(output shape, per-axis formula texts) through npae/shapes.py; errors name the layer."""
+    """(output shape, per-axis formula texts) through npae/engine/shapes.py; errors name the
+    layer."""
     kind = layer.kind
     if kind in ELEMENTWISE:
         return shape, []

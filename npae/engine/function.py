@@ -1,0 +1,127 @@
+"""Function, the base class of every operation, and Context, what forward leaves for backward.
+
+``Function.apply`` unwraps Tensors, runs forward on plain arrays and, when a gradient will be
+needed, records one ``Node`` that npae/engine/backward.py later walks.
+"""
+
+from __future__ import annotations
+
+from npae.engine.dispatch import (
+    array_module,
+    as_array,
+    check_same_device,
+    device_of,
+    is_array,
+    to_device,
+)
+from npae.engine.tensor import FLOAT_DTYPES, Tensor, _check_float, is_grad_enabled
+
+
+class Context:
+    """What forward leaves for backward.
+
+    ``save_for_backward(*arrays)`` / ``saved_tensors`` keep arrays; any other attribute may be
+    set freely. ``needs_input_grad[i]`` says whether input i wants a gradient, so backward can
+    skip work nobody asked for.
+    """
+
+    def __init__(self, needs_input_grad: tuple[bool, ...]):
+        self.needs_input_grad = needs_input_grad
+        self.saved_tensors = ()
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved_tensors = arrays
+
+
+class Node:
+    """One recorded application of a Function."""
+
+    __slots__ = ("function", "ctx", "inputs", "outputs_meta")
+
+    def __init__(self, function, ctx, inputs, outputs_meta):
+        self.function = function
+        self.ctx = ctx
+        self.inputs = inputs  # the input Tensors (None for constants)
+        self.outputs_meta = outputs_meta  # (shape, dtype, array module) per output: fills
+        # a missing gradient with zeros on the output's device
+
+
+class Function:
+    """Base class of every operation, built-in or yours.
+
+    Subclass it with two static methods and call ``MyOp.apply(*inputs, **params)``::
+
+        class Cube(npae.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x ** 3
+
+            @staticmethod
+            def backward(ctx, grad):
+                (x,) = ctx.saved_tensors
+                return (3 * x ** 2 * grad,)
+
+    ``forward`` receives ndarrays (Tensors are unwrapped; other values pass through) and returns
+    an ndarray, or a tuple of them. ``backward`` receives one gradient per output (None for an
+    integer output) and returns one gradient or None per positional input. Inputs listed in
+    ``integer_inputs`` (positions) may be integer arrays and never get a gradient.
+    """
+
+    integer_inputs: tuple[int, ...] = ()
+
+    @staticmethod
+    def forward(ctx, *arrays, **params):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        arrays = []
+        needs = []
+        for i, value in enumerate(inputs):
+            array = value.data if isinstance(value, Tensor) else value
+            if is_array(array) and i not in cls.integer_inputs:
+                _check_float(array.dtype, f"{cls.__name__}: input {i}")
+            arrays.append(array)
+            needs.append(isinstance(value, Tensor) and value.requires_grad and
+                         i not in cls.integer_inputs)
+        # the one place mixed devices are caught: every operation comes through here
+        check_same_device(cls.__name__, arrays)
+        record = is_grad_enabled() and any(needs)
+        ctx = Context(tuple(needs))
+        out = cls.forward(ctx, *arrays, **params)
+        multiple = isinstance(out, tuple)
+        outs = out if multiple else (out,)
+        tensors = []
+        for k, array in enumerate(outs):
+            array = as_array(array)
+            differentiable = record and array.dtype in FLOAT_DTYPES
+            t = Tensor(array, requires_grad=differentiable)
+            t._index = k
+            tensors.append(t)
+        if record:
+            meta = tuple((t.shape, t.dtype, array_module(t.data)) for t in tensors)
+            inputs_kept = tuple(v if isinstance(v, Tensor) and v.requires_grad else None
+                                for v in inputs)
+            node = Node(cls, ctx, inputs_kept, meta)
+            for t in tensors:
+                if t.requires_grad:
+                    t._node = node
+        return tuple(tensors) if multiple else tensors[0]
+
+
+class ToDevice(Function):
+    """A copy to another device; its gradient is copied back."""
+
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.source = device_of(x)
+        return to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (to_device(grad, ctx.source),)
