@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from npae import models
+from npae.engine.shapes import parse_hw
 
 
 def _train(args) -> int:
@@ -126,16 +127,10 @@ def _hyper(text: str) -> tuple[int, int]:
 
 
 def _pair(text: str, what: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
     try:
-        values = [int(p) for p in parts]
+        return parse_hw(text)
     except ValueError:
-        values = []
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return values[0], values[1]
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
 def _numbers(text: str) -> list[float]:

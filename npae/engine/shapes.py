@@ -63,8 +63,31 @@ def _size_arg(op, output_size) -> tuple[int, int]:
     return size
 
 
-def _fmt(pair_: tuple[int, int]) -> str:
+def format_hw(pair_) -> str:
+    """A size, always HxW: (4, 4) -> '4x4'."""
     return f"{pair_[0]}x{pair_[1]}"
+
+
+def format_hp(pair_) -> str:
+    """A hyper-parameter: '2' when both axes agree, else HxW ('2x1')."""
+    return str(pair_[0]) if pair_[0] == pair_[1] else format_hw(pair_)
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """'4x4' (or '4X2', or '4' for a square) -> (4, 4); ValueError for anything else.
+
+    >>> parse_hw("4x2"), parse_hw("3")
+    ((4, 2), (3, 3))
+    """
+    try:
+        values = [int(part) for part in str(text).lower().split("x")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2:
+        raise ValueError(f"expected an int or HxW like 4x2, got {text!r}")
+    return values[0], values[1]
 
 
 @dataclass(frozen=True)
@@ -99,9 +122,9 @@ def conv2d_geometry(op, hw, kernel, stride, padding, dilation) -> Geometry:
     padded = (h + 2 * ph, w + 2 * pw)
     if ext[0] > padded[0] or ext[1] > padded[1]:
         raise ValueError(
-            f"{op}: kernel {_fmt(kernel)} (dilated extent {_fmt(ext)}, dilation "
-            f"{_fmt(dilation)}) is larger than the padded input {_fmt(padded)} "
-            f"(input {h}x{w} + 2*padding {_fmt(padding)})"
+            f"{op}: kernel {format_hw(kernel)} (dilated extent {format_hw(ext)}, dilation "
+            f"{format_hw(dilation)}) is larger than the padded input {format_hw(padded)} "
+            f"(input {h}x{w} + 2*padding {format_hw(padding)})"
         )
     oh = conv2d_out(h, kh, sh, ph, dh)
     ow = conv2d_out(w, kw, sw, pw, dw)
@@ -138,7 +161,7 @@ def conv_transpose2d_geometry(
         for axis, name in ((0, "height"), (1, "width")):
             if not 0 <= output_padding[axis] < limit[axis]:
                 raise ValueError(
-                    f"{op}: output_size {_fmt(size)} is not reachable: output {name} = "
+                    f"{op}: output_size {format_hw(size)} is not reachable: output {name} = "
                     f"(in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1 = "
                     f"{base[axis]} + output_padding, with 0 <= output_padding < "
                     f"max(stride, dilation) = {limit[axis]}, so the valid {name}s are "
@@ -148,9 +171,9 @@ def conv_transpose2d_geometry(
     (oph, opw) = output_padding
     if oph >= limit[0] or opw >= limit[1]:
         raise ValueError(
-            f"{op}: output_padding {_fmt(output_padding)} must be smaller than stride "
-            f"{_fmt(stride)} or dilation {_fmt(dilation)} (it selects one of the output sizes "
-            f"a strided convolution maps onto the same input size; it does not add zeros)"
+            f"{op}: output_padding {format_hw(output_padding)} must be smaller than stride "
+            f"{format_hw(stride)} or dilation {format_hw(dilation)} (it selects one of the output "
+            f"sizes a strided convolution maps onto the same input size; it does not add zeros)"
         )
     oh, ow = base[0] + oph, base[1] + opw
     if oh <= 0 or ow <= 0:
@@ -178,8 +201,8 @@ def pool2d_geometry(op, hw, kernel, stride, padding, dilation, ceil_mode) -> Geo
     check_positive(op, "dilation", dilation)
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(
-            f"{op}: padding {_fmt(padding)} must be at most half the kernel size "
-            f"{_fmt(kernel)} (kernel_size // 2 = {kh // 2}x{kw // 2})"
+            f"{op}: padding {format_hw(padding)} must be at most half the kernel size "
+            f"{format_hw(kernel)} (kernel_size // 2 = {kh // 2}x{kw // 2})"
         )
     oh = pool2d_out(h, kh, sh, ph, dh, ceil_mode)
     ow = pool2d_out(w, kw, sw, pw, dw, ceil_mode)
@@ -189,8 +212,8 @@ def pool2d_geometry(op, hw, kernel, stride, padding, dilation, ceil_mode) -> Geo
             f"{op}: output size {oh}x{ow} is not positive: out = {rounding}((in + 2*padding - "
             f"dilation*(kernel - 1) - 1)/stride) + 1 = {rounding}(({h} + 2*{ph} - {dh}*({kh}-1) "
             f"- 1)/{sh}) + 1 = {oh} (height), {rounding}(({w} + 2*{pw} - {dw}*({kw}-1) - 1)/{sw})"
-            f" + 1 = {ow} (width): the input {h}x{w} is too small for a {_fmt(kernel)} window with "
-            f"dilation {_fmt(dilation)}"
+            f" + 1 = {ow} (width): the input {h}x{w} is too small for a {format_hw(kernel)} window "
+            f"with dilation {format_hw(dilation)}"
         )
     for axis, (n, k, s, p, d, out) in enumerate(((h, kh, sh, ph, dh, oh), (w, kw, sw, pw, dw, ow))):
         if d == 1:
@@ -229,16 +252,16 @@ def unpool2d_size(op, hw, kernel, stride, padding, output_size=None) -> tuple[in
             lo, hi = default[axis] - s, default[axis] + s
             if not lo < size[axis] < hi:
                 raise ValueError(
-                    f"{op}: output_size {_fmt(size)}: {name} must be strictly between "
+                    f"{op}: output_size {format_hw(size)}: {name} must be strictly between "
                     f"{lo} and {hi} (default (in - 1)*stride - 2*padding + kernel = "
                     f"({hw[axis]}-1)*{s} - 2*{padding[axis]} + {kernel[axis]} = {default[axis]},"
                     f" plus or minus stride {s})"
                 )
     if size[0] <= 0 or size[1] <= 0:
         raise ValueError(
-            f"{op}: output size {_fmt(size)} is not positive: (in - 1)*stride - 2*padding + kernel"
-            f" = ({h}-1)*{sh} - 2*{ph} + {kh} = {default[0]} (height), ({w}-1)*{sw} - 2*{pw} + "
-            f"{kw} = {default[1]} (width)"
+            f"{op}: output size {format_hw(size)} is not positive: (in - 1)*stride - 2*padding + "
+            f"kernel = ({h}-1)*{sh} - 2*{ph} + {kh} = {default[0]} (height), "
+            f"({w}-1)*{sw} - 2*{pw} + {kw} = {default[1]} (width)"
         )
     return size
 

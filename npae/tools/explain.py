@@ -36,6 +36,8 @@ from npae.engine.shapes import (
     upsample_nearest2d_plan,
     upsample_size_text,
 )
+from npae.engine.shapes import format_hp as hp
+from npae.engine.shapes import format_hw as hw
 from npae.engine.tensor import Tensor, no_grad
 from npae.training.figures import overlap_count
 
@@ -114,16 +116,6 @@ def num(v) -> str:
     if v.is_integer() and abs(v) < 1e15:
         return str(int(v))
     return f"{v:.4g}"
-
-
-def hw(pair_) -> str:
-    """A size, always HxW: 4x4."""
-    return f"{pair_[0]}x{pair_[1]}"
-
-
-def hp(pair_) -> str:
-    """A hyper-parameter: 2 when both axes agree, else HxW."""
-    return str(pair_[0]) if pair_[0] == pair_[1] else hw(pair_)
 
 
 

@@ -14,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from npae.tools.explain import Explanation, hw, num
+from npae.engine.shapes import format_hw as hw
+from npae.tools.explain import Explanation, num
 
 _DPI = 100
 _COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",

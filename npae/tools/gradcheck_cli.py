@@ -27,6 +27,7 @@ from npae.engine.shapes import (
     pool2d_geometry,
     upsample_nearest2d_plan,
 )
+from npae.engine.shapes import format_hp as hp
 from npae.engine.tensor import Tensor, no_grad
 from npae.ops.conv2d import Conv2d
 from npae.ops.conv_transpose2d import ConvTranspose2d
@@ -147,10 +148,6 @@ class _OverwritingIm2col(Im2col):
 
 
 # ------------------------------------------------------------------------------ the cases
-def _p(v) -> str:
-    return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
-
-
 def _tie_free(rng, shape):
     """A shuffled 0..size-1, so no two values tie (the spacing 1 >> the difference step)."""
     return rng.permutation(int(np.prod(shape))).astype(np.float64).reshape(shape)
@@ -176,8 +173,8 @@ def build(op: str, s: Settings, plant_bug: bool = False) -> Case:
             return F.conv2d(x, w, b, stride, s.padding, s.dilation)
 
         return Case(fn, inputs, ["input", "weight", "bias"],
-                    f"kernel {_p(kernel)}, stride {_p(stride)}, padding {_p(s.padding)}, dilation "
-                    f"{_p(s.dilation)}", "the weight gradient comes back flipped (the classic "
+                    f"kernel {hp(kernel)}, stride {hp(stride)}, padding {hp(s.padding)}, dilation "
+                    f"{hp(s.dilation)}", "the weight gradient comes back flipped (the classic "
                     "convolution-versus-correlation mix-up)")
     if op == "conv-transpose2d":
         hw = s.input or (3, 3)
@@ -193,8 +190,8 @@ def build(op: str, s: Settings, plant_bug: bool = False) -> Case:
             return F.conv_transpose2d(x, w, b, stride, s.padding, opad, 1, s.dilation)
 
         return Case(fn, inputs, ["input", "weight", "bias"],
-                    f"kernel {_p(kernel)}, stride {_p(stride)}, padding {_p(s.padding)}, "
-                    f"output_padding {_p(opad)}, dilation {_p(s.dilation)}",
+                    f"kernel {hp(kernel)}, stride {hp(stride)}, padding {hp(s.padding)}, "
+                    f"output_padding {hp(opad)}, dilation {hp(s.dilation)}",
                     "the weight gradient comes back flipped")
     if op in ("max-pool2d", "max-unpool2d"):
         hw = s.input or (4, 4)
@@ -209,7 +206,7 @@ def build(op: str, s: Settings, plant_bug: bool = False) -> Case:
                 return F.max_pool2d(x, kernel, stride, s.padding, s.dilation)
 
             return Case(fn, [image], ["input"],
-                        f"kernel {_p(kernel)}, stride {_p(stride)}, padding {_p(s.padding)}; "
+                        f"kernel {hp(kernel)}, stride {hp(stride)}, padding {hp(s.padding)}; "
                         "tie-free input",
                         "the gradient goes to the pixel after the maximum (off by one)")
         with no_grad():
@@ -223,7 +220,7 @@ def build(op: str, s: Settings, plant_bug: bool = False) -> Case:
             return F.max_unpool2d(x, idx, kernel, stride, s.padding, output_size=hw)
 
         return Case(fn, [rng.standard_normal(pooled.shape)], ["input"],
-                    f"kernel {_p(kernel)}, stride {_p(stride)}, padding {_p(s.padding)}, output "
+                    f"kernel {hp(kernel)}, stride {hp(stride)}, padding {hp(s.padding)}, output "
                     f"{hw[0]}x{hw[1]}, "
                     f"indices from pooling a tie-free image",
                     "the backward reads the gradient one pixel after the index (off by one)")
@@ -249,8 +246,8 @@ def build(op: str, s: Settings, plant_bug: bool = False) -> Case:
         return cls.apply(x, geom=g)
 
     return Case(fn, [rng.standard_normal((n, c) + hw)], ["input"],
-                f"kernel {_p(kernel)}, stride {_p(stride)}, padding {_p(s.padding)}, dilation "
-                f"{_p(s.dilation)};"
+                f"kernel {hp(kernel)}, stride {hp(stride)}, padding {hp(s.padding)}, dilation "
+                f"{hp(s.dilation)};"
                 f" backward = col2im", "col2im lets overlapping windows overwrite each other "
                 "instead of adding up")
 

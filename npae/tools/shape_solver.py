@@ -33,6 +33,7 @@ from npae.engine.shapes import (
     conv_transpose2d_geometry,
     conv_transpose2d_out,
     conv_transpose2d_size_text,
+    parse_hw,
     pool2d_geometry,
     pool2d_size_text,
     unpool2d_size,
@@ -40,6 +41,8 @@ from npae.engine.shapes import (
     upsample_nearest2d_plan,
     upsample_size_text,
 )
+from npae.engine.shapes import format_hp as hp
+from npae.engine.shapes import format_hw as hw
 
 ELEMENTWISE = ("relu", "sigmoid", "tanh", "leaky_relu")
 DOWN = ("conv", "pool")
@@ -95,16 +98,10 @@ class Plan:
 
 # ------------------------------------------------------------------------------ parsing
 def _ints(text: str, what: str, spec: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
     try:
-        values = [int(p) for p in parts]
+        return parse_hw(text)
     except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2:
-        raise ValueError(f"layer {spec!r}: {what} must be an int or HxW, got {text!r}")
-    return values[0], values[1]
+        raise ValueError(f"layer {spec!r}: {what} must be an int or HxW, got {text!r}") from None
 
 
 def parse_layer(spec: str) -> Layer:
@@ -184,13 +181,13 @@ def _layer_of(m) -> Layer:
         return pair(v, what, type(m).__name__)
 
     if isinstance(m, nn.Conv2d):
-        spec = f"conv:{m.out_channels}:{_hp(m.kernel_size)}:{_hp(p(m.stride, 's'))}:" \
-               f"{_hp(p(m.padding, 'p'))}"
+        spec = f"conv:{m.out_channels}:{hp(m.kernel_size)}:{hp(p(m.stride, 's'))}:" \
+               f"{hp(p(m.padding, 'p'))}"
         return Layer("conv", spec, m.out_channels, m.kernel_size, p(m.stride, "stride"),
                      p(m.padding, "padding"), p(m.dilation, "dilation"))
     if isinstance(m, nn.ConvTranspose2d):
-        spec = f"tconv:{m.out_channels}:{_hp(m.kernel_size)}:{_hp(p(m.stride, 's'))}:" \
-               f"{_hp(p(m.padding, 'p'))}:{_hp(p(m.output_padding, 'op'))}"
+        spec = f"tconv:{m.out_channels}:{hp(m.kernel_size)}:{hp(p(m.stride, 's'))}:" \
+               f"{hp(p(m.padding, 'p'))}:{hp(p(m.output_padding, 'op'))}"
         return Layer("tconv", spec, m.out_channels, m.kernel_size, p(m.stride, "stride"),
                      p(m.padding, "padding"), p(m.dilation, "dilation"),
                      p(m.output_padding, "output_padding"))
@@ -198,7 +195,7 @@ def _layer_of(m) -> Layer:
         kind = "pool" if isinstance(m, nn.MaxPool2d) else "unpool"
         k = p(m.kernel_size, "kernel_size")
         s = k if m.stride is None else p(m.stride, "stride")
-        return Layer(kind, f"{kind}:{_hp(k)}:{_hp(s)}:{_hp(p(m.padding, 'p'))}", None, k, s,
+        return Layer(kind, f"{kind}:{hp(k)}:{hp(s)}:{hp(p(m.padding, 'p'))}", None, k, s,
                      p(m.padding, "padding"))
     if isinstance(m, nn.Upsample):
         return Layer("up", f"up:{m.scale_factor:g}", scale=float(m.scale_factor))
@@ -213,14 +210,6 @@ def _layer_of(m) -> Layer:
     if name in ELEMENTWISE:
         return Layer(name, name)
     raise ValueError(f"npae shapes does not know the layer {type(m).__name__}")
-
-
-def _hp(pair_) -> str:
-    return str(pair_[0]) if pair_[0] == pair_[1] else f"{pair_[0]}x{pair_[1]}"
-
-
-def _hw(size) -> str:
-    return f"{size[0]}x{size[1]}"
 
 
 # ------------------------------------------------------------------------------ one layer
@@ -450,24 +439,24 @@ def report(plan: Plan) -> str:
         for m in plan.matches:
             s = m.up
             what = (f"undoes layer {m.down.index} ({m.down.layer.spec}, "
-                    f"{_hw(m.down.before[1:])} -> {_hw(m.down.shape[1:])})" if m.down else
+                    f"{hw(m.down.before[1:])} -> {hw(m.down.shape[1:])})" if m.down else
                     "no downsampling layer left to undo")
-            lines.append(f"  layer {s.index} {s.layer.spec}: {_hw(s.before[1:])} -> "
-                         f"{_hw(s.shape[1:])}; {what}")
+            lines.append(f"  layer {s.index} {s.layer.spec}: {hw(s.before[1:])} -> "
+                         f"{hw(s.shape[1:])}; {what}")
             if m.target is None:
                 continue
             verdict = "reaches" if m.reaches else "does NOT reach"
-            lines.append(f"    target {_hw(m.target)}: this layer {verdict} it")
+            lines.append(f"    target {hw(m.target)}: this layer {verdict} it")
             lines += [f"    - {c}" for c in m.choices]
     if plan.undo:
         lines += ["", "to get back: decoder layers that undo each downsampling layer "
                   "(innermost first):"]
         for d, choices in plan.undo:
-            lines.append(f"  layer {d.index} {d.layer.spec}: {_hw(d.shape[1:])} -> back to "
-                         f"{_hw(d.before[1:])}")
+            lines.append(f"  layer {d.index} {d.layer.spec}: {hw(d.shape[1:])} -> back to "
+                         f"{hw(d.before[1:])}")
             lines += [f"    - {c}" for c in choices]
     if len(plan.input) == 3 and len(final) == 3 and plan.matches and \
             tuple(final[1:]) != tuple(plan.input[1:]):
-        lines += ["", f"note: the output {_hw(final[1:])} differs from the input "
-                  f"{_hw(plan.input[1:])}"]
+        lines += ["", f"note: the output {hw(final[1:])} differs from the input "
+                  f"{hw(plan.input[1:])}"]
     return "\n".join(lines) + "\n"
