@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from npae import models
-from npae.training.loop import Data, Settings, train
+from npae.training.loop import Data, TrainSettings, train
 
 # test loss: (npae must reach, PyTorch worst of three seeds on the same protocol)
 BARS = {
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     rows = []
     for name in args.models:
         for seed in args.seeds:
-            settings = Settings(model=name, epochs=2, batch_size=128, lr=1e-3, seed=seed,
+            settings = TrainSettings(model=name, epochs=2, batch_size=128, lr=1e-3, seed=seed,
                                 noise=models.DEFAULT_NOISE.get(name, 0.0))
             t0 = time.perf_counter()
             metrics, _ = train(settings, Path(args.out) / f"{name}-seed{seed}", data=data,

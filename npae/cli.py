@@ -24,19 +24,20 @@ from npae.engine.shapes import parse_hw
 
 
 def _train(args) -> int:
-    from npae.training.loop import Data, Settings, train
+    from npae.training.checkpoint import CHECKPOINT
+    from npae.training.loop import METRICS, Data, TrainSettings, train
     from npae.training.report import model_figures
 
     noise = args.noise if args.noise is not None else models.DEFAULT_NOISE.get(args.model, 0.0)
-    settings = Settings(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, noise=noise, seed=args.seed).check()
+    settings = TrainSettings(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, noise=noise, seed=args.seed).check()
     out = Path(args.out or f"runs/{args.model}")
     data = Data.mnist()
     try:
         metrics, model = train(settings, out, resume=args.resume, data=data,
                                overwrite=args.force)
     except KeyboardInterrupt:
-        ckpt = out / "checkpoint.npz"
+        ckpt = out / CHECKPOINT
         if ckpt.exists():
             print(f"\nnpae: interrupted; {ckpt} holds the last completed epoch. Continue with: "
                   f"npae train {args.model} --epochs {args.epochs} --out {out} --resume",
@@ -47,8 +48,8 @@ def _train(args) -> int:
         return 130
     figures = model_figures(model, settings, data, out, metrics["epochs"])
     print(f"test loss {metrics['test_loss']:.5f}")
-    print(f"metrics:    {out / 'metrics.json'}")
-    print(f"checkpoint: {out / 'checkpoint.npz'}")
+    print(f"metrics:    {out / METRICS}")
+    print(f"checkpoint: {out / CHECKPOINT}")
     for path in figures:
         print(f"figure:     {path}")
     return 0

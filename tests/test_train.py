@@ -10,6 +10,7 @@ from npae import cli, models
 from npae.training import checkpoint
 from npae.training import loop as T
 from npae.training.checkpoint import CheckpointError
+from npae.training.loop import TrainSettings
 
 
 def _synthetic(n_train=192, n_eval=64, seed=0):
@@ -38,7 +39,7 @@ def _history_without_timing(metrics):
 
 def test_train_writes_metrics_and_a_checkpoint(tmp_path):
     data = _synthetic()
-    settings = T.Settings("linear", epochs=2, batch_size=64)
+    settings = TrainSettings("linear", epochs=2, batch_size=64)
     metrics, model = T.train(settings, tmp_path, data=data, progress=False)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["test_loss"] == pytest.approx(metrics["test_loss"])
@@ -56,11 +57,11 @@ def test_train_writes_metrics_and_a_checkpoint(tmp_path):
 @pytest.mark.parametrize("name, noise", [("linear", 0.3), ("vae", 0.0)])
 def test_resume_continues_bit_for_bit(tmp_path, name, noise):
     data = _synthetic()
-    straight, model_a = T.train(T.Settings(name, epochs=3, batch_size=64, noise=noise),
+    straight, model_a = T.train(TrainSettings(name, epochs=3, batch_size=64, noise=noise),
                                 tmp_path / "a", data=data, progress=False)
-    T.train(T.Settings(name, epochs=1, batch_size=64, noise=noise), tmp_path / "b", data=data,
+    T.train(TrainSettings(name, epochs=1, batch_size=64, noise=noise), tmp_path / "b", data=data,
             progress=False)
-    resumed, model_b = T.train(T.Settings(name, epochs=3, batch_size=64, noise=noise),
+    resumed, model_b = T.train(TrainSettings(name, epochs=3, batch_size=64, noise=noise),
                                tmp_path / "b", resume=True, data=data, progress=False)
     _same_params(_params(model_a), _params(model_b))
     assert _history_without_timing(straight) == _history_without_timing(resumed)
@@ -70,7 +71,7 @@ def test_resume_continues_bit_for_bit(tmp_path, name, noise):
 def test_interrupted_run_keeps_the_last_good_checkpoint_and_resumes_exactly(tmp_path,
                                                                              monkeypatch):
     data = _synthetic()
-    settings = T.Settings("linear", epochs=2, batch_size=64)
+    settings = TrainSettings("linear", epochs=2, batch_size=64)
     _, straight = T.train(settings, tmp_path / "straight", data=data, progress=False)
 
     calls = {"n": 0}
@@ -95,7 +96,7 @@ def test_interrupted_run_keeps_the_last_good_checkpoint_and_resumes_exactly(tmp_
 
 def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     data = _synthetic()
-    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
     before = (tmp_path / "checkpoint.npz").read_bytes()
 
     def half_written(f, **arrays):
@@ -104,7 +105,7 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypa
 
     monkeypatch.setattr(checkpoint.np, "savez", half_written)
     with pytest.raises(OSError, match="disk full"):
-        T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
+        T.train(TrainSettings("linear", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
                 progress=False)
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "metrics.json"]
@@ -112,34 +113,34 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypa
 
 def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
     data = _synthetic()
-    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
     path = tmp_path / "checkpoint.npz"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         T.load_model(path)
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
+        T.train(TrainSettings("linear", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
                 progress=False)
 
 
 def test_checkpoint_into_the_wrong_model_is_refused(tmp_path):
     data = _synthetic()
-    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
     path = tmp_path / "checkpoint.npz"
     with pytest.raises(CheckpointError, match="'linear' model, not 'vae'"):
         checkpoint.restore(path, models.create("vae"), expect_model="vae")
     with pytest.raises(CheckpointError, match="does not fit"):
         checkpoint.restore(path, models.create("vae"))
     with pytest.raises(T.TrainingError, match="'linear' model"):
-        T.train(T.Settings("vae", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
+        T.train(TrainSettings("vae", epochs=2, batch_size=64), tmp_path, resume=True, data=data,
                 progress=False)
 
 
 def test_resume_refuses_changed_settings(tmp_path):
     data = _synthetic()
-    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
     with pytest.raises(T.TrainingError, match="lr: 0.001 in the checkpoint, 0.01 now"):
-        T.train(T.Settings("linear", epochs=2, batch_size=64, lr=0.01), tmp_path, resume=True,
+        T.train(TrainSettings("linear", epochs=2, batch_size=64, lr=0.01), tmp_path, resume=True,
                 data=data, progress=False)
 
 
@@ -147,7 +148,7 @@ def test_a_nan_loss_stops_training_naming_epoch_and_step(tmp_path):
     data = _synthetic()
     data.train[64 * 2 + 5] = np.nan  # lands in some batch of epoch 1
     with pytest.raises(T.TrainingError, match=r"epoch 1, step \d+ of 3"):
-        T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data,
+        T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=data,
                 progress=False)
 
 
@@ -155,14 +156,14 @@ def test_a_non_finite_validation_loss_stops_before_saving(tmp_path):
     data = _synthetic()
     data.val[3] = np.nan  # a finite training loss, then a NaN validation loss
     with pytest.raises(T.TrainingError, match="validation loss became nan after epoch 1"):
-        T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data,
+        T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=data,
                 progress=False)
     assert not (tmp_path / "checkpoint.npz").exists()
 
 
 def test_evaluate_is_deterministic_for_a_seed(tmp_path):
     data = _synthetic()
-    _, model = T.train(T.Settings("vae", epochs=1, batch_size=64), tmp_path, data=data,
+    _, model = T.train(TrainSettings("vae", epochs=1, batch_size=64), tmp_path, data=data,
                        progress=False)
     a = T.evaluate(model, data.test, seed=3)
     assert a == T.evaluate(model, data.test, seed=3)
@@ -175,7 +176,7 @@ def test_bad_settings_are_rejected():
                 dict(model="linear", lr=float("inf")), dict(model="linear", noise=-1),
                 dict(model="linear", noise=float("nan")), dict(model="linear", seed=-1)):
         with pytest.raises(ValueError):
-            T.Settings(**bad).check()
+            TrainSettings(**bad).check()
 
 
 def test_cli_train_then_eval(tmp_path, monkeypatch, capsys):
@@ -222,25 +223,44 @@ def test_demo_trains_every_model_and_writes_the_report(tmp_path, monkeypatch, ca
 
 def test_a_fresh_run_does_not_clobber_an_earlier_checkpoint(tmp_path):
     data = _synthetic()
-    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=data, progress=False)
     before = (tmp_path / "checkpoint.npz").read_bytes()
     with pytest.raises(T.TrainingError, match="--resume"):
-        T.train(T.Settings("linear", epochs=1, batch_size=64, seed=1), tmp_path, data=data,
+        T.train(TrainSettings("linear", epochs=1, batch_size=64, seed=1), tmp_path, data=data,
                 progress=False)
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
-    T.train(T.Settings("linear", epochs=1, batch_size=64, seed=1), tmp_path, data=data,
+    T.train(TrainSettings("linear", epochs=1, batch_size=64, seed=1), tmp_path, data=data,
             progress=False, overwrite=True)
     assert checkpoint.load(tmp_path)[0]["settings"]["seed"] == 1
 
 
+def test_force_says_it_replaces_the_earlier_run_and_resume_says_it_resumes(tmp_path):
+    data = _synthetic()
+    settings = TrainSettings("linear", epochs=1, batch_size=64)
+    said = []
+    T.train(settings, tmp_path, data=data, progress=False, log=said.append)
+    assert not any("replacing" in line or "resuming" in line for line in said)
+
+    said.clear()
+    T.train(settings, tmp_path, data=data, progress=False, log=said.append, overwrite=True)
+    assert f"npae: replacing the earlier run in {tmp_path}" in said
+    assert not any("resuming" in line for line in said)
+
+    said.clear()
+    T.train(TrainSettings("linear", epochs=2, batch_size=64), tmp_path, data=data,
+            progress=False, log=said.append, resume=True)
+    assert any(line.startswith("npae: resuming linear from ") for line in said)
+    assert not any("replacing" in line for line in said)
+
+
 def test_resume_needs_at_least_the_epochs_done_and_keeps_counting_wall_time(tmp_path):
     data = _synthetic()
-    first, _ = T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, data=data,
+    first, _ = T.train(TrainSettings("linear", epochs=2, batch_size=64), tmp_path, data=data,
                        progress=False)
     with pytest.raises(T.TrainingError, match="already trained 2 epochs"):
-        T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path, resume=True, data=data,
+        T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, resume=True, data=data,
                 progress=False)
-    again, _ = T.train(T.Settings("linear", epochs=2, batch_size=64), tmp_path, resume=True,
+    again, _ = T.train(TrainSettings("linear", epochs=2, batch_size=64), tmp_path, resume=True,
                        data=data, progress=False)
     assert again["wall_time_s"] >= again["train_seconds"]
     assert again["test_loss"] == first["test_loss"]
@@ -280,7 +300,7 @@ def test_eval_takes_a_run_folder_and_rejects_files_that_are_not_checkpoints(tmp_
                                                                            monkeypatch):
     data = _synthetic()
     monkeypatch.setattr(T.Data, "mnist", classmethod(lambda cls, progress=True: data))
-    T.train(T.Settings("linear", epochs=1, batch_size=64), tmp_path / "run", data=data,
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path / "run", data=data,
             progress=False)
     assert cli.main(["eval", str(tmp_path / "run")]) == 0
     assert "test loss" in capsys.readouterr().out

@@ -23,6 +23,7 @@ import numpy as np
 from npae.data.fileio import atomic_write
 from npae.engine.dispatch import to_host
 
+CHECKPOINT = "checkpoint.npz"  # its name in a training folder
 FORMAT = "npae-checkpoint"
 VERSION = 1
 
@@ -49,7 +50,7 @@ def load(path) -> tuple[dict, dict, dict]:
     file fails here with a clear message rather than later."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.npz"  # a training folder: its checkpoint
+        path = path / CHECKPOINT  # a training folder: its checkpoint
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     with open(path, "rb") as f:

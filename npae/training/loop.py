@@ -28,8 +28,8 @@ from npae.engine.random import get_state, manual_seed, set_state
 from npae.engine.tensor import Tensor, no_grad
 from npae.optim import Adam
 from npae.training import checkpoint
+from npae.training.checkpoint import CHECKPOINT
 
-CHECKPOINT = "checkpoint.npz"
 CURVE_EVERY = 10  # steps between the points of the loss curve kept in metrics.json
 METRICS = "metrics.json"
 
@@ -39,7 +39,7 @@ class TrainingError(RuntimeError):
 
 
 @dataclass
-class Settings:
+class TrainSettings:
     model: str
     epochs: int = 2
     batch_size: int = 128
@@ -110,7 +110,7 @@ def _write_json(path, obj):
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def train(settings: Settings, out_dir, resume=False, data: Data | None = None, progress=True,
+def train(settings: TrainSettings, out_dir, resume=False, data: Data | None = None, progress=True,
           log=None, overwrite=False):
     """Train ``settings.model``; returns (metrics dict, also written to metrics.json, model).
 
@@ -132,7 +132,7 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
         )
     if resume and ckpt_path.exists():
         meta, _, _ = checkpoint.load(ckpt_path)
-        saved = Settings(**meta["settings"])
+        saved = TrainSettings(**meta["settings"])
         if meta["model"] != settings.model:
             raise TrainingError(
                 f"{ckpt_path} holds a {meta['model']!r} model; cannot resume it as "
@@ -162,12 +162,11 @@ def train(settings: Settings, out_dir, resume=False, data: Data | None = None, p
     elif resume:
         log(f"npae: no checkpoint in {out}; starting from scratch")
     if model is None:
+        if ckpt_path.exists():  # overwrite: the old run's files go only once this one saves
+            log(f"npae: replacing the earlier run in {out}")
         manual_seed(settings.seed)
         model = models.create(settings.model)
         opt = Adam(model.parameters(), lr=settings.lr)
-
-    elif ckpt_path.exists():  # overwrite: the old run's files go only once this one saves
-        log(f"npae: replacing the earlier run in {out}")
     data = data or Data.mnist(progress=progress)
     n_train = len(data.train)
     steps = num_batches(n_train, settings.batch_size, drop_last=False)
@@ -265,4 +264,4 @@ def load_model(ckpt_path):
     return model, meta
 
 
-__all__ = ["Settings", "Data", "train", "evaluate", "load_model", "TrainingError"]
+__all__ = ["TrainSettings", "Data", "train", "evaluate", "load_model", "TrainingError"]

@@ -17,7 +17,7 @@ from npae.data import add_noise
 from npae.data.fileio import atomic_write
 from npae.engine.tensor import Tensor, no_grad
 from npae.training import figures
-from npae.training.loop import Data, Settings, train
+from npae.training.loop import Data, TrainSettings, train
 
 N_SHOW = 10
 
@@ -31,7 +31,7 @@ def _reconstruct(model, x):
         model.train()
 
 
-def model_figures(model, settings: Settings, data: Data, out, history) -> list[Path]:
+def model_figures(model, settings: TrainSettings, data: Data, out, history) -> list[Path]:
     """reconstructions.png and loss.png (and, for the VAE, samples.png and
     vae_reconstructions.png) in ``out``."""
     out = Path(out)
@@ -98,7 +98,7 @@ def demo(out, epochs=1) -> Path:
     data = Data.mnist()
     rows, trained = [], {}
     for name in models.names():
-        settings = Settings(model=name, epochs=epochs,
+        settings = TrainSettings(model=name, epochs=epochs,
                             noise=models.DEFAULT_NOISE.get(name, 0.0)).check()
         metrics, model = train(settings, out / name, data=data, overwrite=True)
         model_figures(model, settings, data, out / name, metrics["epochs"])
