@@ -42,6 +42,7 @@ class Optimizer:
             if p.grad is not None:
                 _follow(self.state[i], p.device)
                 self._update(p, p.grad, self.state[i])
+                p._bump_version()  # in place: a graph that saved p must not backward through it
 
     def _update(self, p, grad, state):
         raise NotImplementedError

@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import npae
 import npae.functional as F
-from npae import Tensor
+from npae import Tensor, optim
 
 
 class Cube(npae.Function):
@@ -403,3 +403,61 @@ def test_integer_inputs_declared_by_the_op_are_accepted():
 def test_integer_array_for_an_undeclared_input_raises_type_error():
     with pytest.raises(TypeError, match=r"ScaledProduct: input 1 has dtype int64"):
         ScaledProduct.apply(_leaf([1.0, 2.0]), np.array([1, 2]))
+
+
+# --- arrays changed in place after they were saved for backward --------------------------------
+
+def test_an_optimizer_step_between_forward_and_backward_is_refused_naming_op_input_and_versions():
+    # the case: without the check, the second backward silently gave [0, 0]
+    p = Tensor([1.0, 2.0], requires_grad=True)
+    loss = (p * p).sum()
+    loss.backward(retain_graph=True)
+    optim.SGD([p], lr=0.5).step()
+    with pytest.raises(RuntimeError, match=r"Mul\.backward: input 0 \(shape \(2,\), float32\) "
+                                           r"was saved for backward at version 0 but is now at "
+                                           r"version 1"):
+        loss.backward()
+
+
+def test_adam_updating_a_conv_weight_before_backward_is_refused():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((1, 1, 5, 5)).astype(np.float32))
+    w = Tensor(rng.standard_normal((2, 1, 3, 3)).astype(np.float32), requires_grad=True)
+    loss = F.conv2d(x, w).sum()
+    w.grad = np.ones_like(w.data)
+    optim.Adam([w]).step()
+    assert w._version == 1
+    with pytest.raises(RuntimeError, match=r"Conv2d\.backward: input 1 .* version 0 .* version 1"):
+        loss.backward()
+
+
+def test_an_update_to_an_input_that_backward_does_not_read_is_allowed():
+    # Add saves nothing, so its gradient does not depend on the values: PyTorch allows this too
+    p = Tensor([1.0, 2.0], requires_grad=True)
+    loss = (p + 1.0).sum()
+    p.grad = np.ones(2, np.float32)
+    optim.SGD([p], lr=0.5).step()
+    p.grad = None
+    loss.backward()
+    assert_array_equal(p.grad, [1.0, 1.0])
+
+
+def test_a_saved_view_of_an_updated_parameter_is_caught():
+    # reshape saves nothing, but the Mul after it saves a view of p's array
+    p = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=True)
+    loss = (p.reshape(4) * p.reshape(4)).sum()
+    p.grad = np.ones((2, 2))
+    optim.SGD([p], lr=0.1).step()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_the_usual_loop_forward_backward_step_bumps_the_version_once_per_step():
+    p = Tensor([1.0, 2.0], requires_grad=True)
+    opt = optim.SGD([p], lr=0.1)
+    for step in range(3):
+        opt.zero_grad()
+        (p * p).sum().backward()
+        opt.step()
+        assert p._version == step + 1
+    assert_allclose(p.data, np.array([1.0, 2.0]) * 0.8**3, rtol=1e-6)

@@ -57,6 +57,7 @@ def run_backward(root: Node, index: int, grad: np.ndarray, retain_graph: bool) -
                 f"backward through {name} a second time: its saved arrays were freed by the "
                 f"first backward; pass retain_graph=True to the first one to keep them"
             )
+        node.check_saved_versions()
         in_grads = node.function.backward(node.ctx, *grads)
         if not retain_graph:
             node.ctx = None  # free the saved activations now, not when the graph is dropped

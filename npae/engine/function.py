@@ -36,14 +36,43 @@ class Context:
 class Node:
     """One recorded application of a Function."""
 
-    __slots__ = ("function", "ctx", "inputs", "outputs_meta")
+    __slots__ = ("function", "ctx", "inputs", "outputs_meta", "saved_versions")
 
-    def __init__(self, function, ctx, inputs, outputs_meta):
+    def __init__(self, function, ctx, inputs, outputs_meta, saved_versions=()):
         self.function = function
         self.ctx = ctx
         self.inputs = inputs  # the input Tensors (None for constants)
         self.outputs_meta = outputs_meta  # (shape, dtype, array module) per output: fills
         # a missing gradient with zeros on the output's device
+        self.saved_versions = saved_versions  # (position, Tensor, its _version when saved)
+
+    def check_saved_versions(self) -> None:
+        """Raise if an input whose array forward saved was changed in place since."""
+        for i, t, version in self.saved_versions:
+            if t._version != version:
+                raise RuntimeError(
+                    f"{self.function.__name__}.backward: input {i} (shape {t.shape}, "
+                    f"{t.dtype}) was saved for backward at version {version} but is now at "
+                    f"version {t._version}: it was modified in place (an optimizer step?) after "
+                    f"the forward pass, so this gradient would be wrong. Run the forward pass "
+                    f"again after the update, or call backward before it."
+                )
+
+
+def _root(array):
+    """The array that owns the memory a view looks at."""
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return array
+
+
+def _saved_inputs(inputs, saved) -> tuple:
+    """(position, Tensor, version) for every Tensor input whose memory forward saved."""
+    if not saved:
+        return ()
+    roots = {id(_root(a)) for a in saved if a is not None}
+    return tuple((i, v, v._version) for i, v in enumerate(inputs)
+                 if isinstance(v, Tensor) and id(_root(v.data)) in roots)
 
 
 class Function:
@@ -96,18 +125,22 @@ class Function:
         out = cls.forward(ctx, *arrays, **params)
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
+        owners = {id(_root(v.data)): v for v in inputs if isinstance(v, Tensor)}
         tensors = []
         for k, array in enumerate(outs):
             array = as_array(array)
             differentiable = record and array.dtype in FLOAT_DTYPES
             t = Tensor(array, requires_grad=differentiable)
             t._index = k
+            owner = owners.get(id(_root(array)))
+            if owner is not None:  # a view of an input (reshape, slicing): one memory, one count
+                t._version_counter = owner._version_counter
             tensors.append(t)
         if record:
             meta = tuple((t.shape, t.dtype, array_module(t.data)) for t in tensors)
             inputs_kept = tuple(v if isinstance(v, Tensor) and v.requires_grad else None
                                 for v in inputs)
-            node = Node(cls, ctx, inputs_kept, meta)
+            node = Node(cls, ctx, inputs_kept, meta, _saved_inputs(inputs, ctx.saved_tensors))
             for t in tensors:
                 if t.requires_grad:
                     t._node = node

@@ -42,6 +42,13 @@ def no_grad():
         _state.grad_enabled = previous
 
 
+class _VersionCounter:
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
 def _check_float(dtype, what: str) -> None:
     if np.dtype(dtype) not in FLOAT_DTYPES:
         raise TypeError(
@@ -61,6 +68,13 @@ class Tensor:
     Python numbers and lists become float32 (PyTorch's default); an ndarray keeps its dtype,
     so float64 data stays float64 for gradient checking. A CuPy array makes a tensor on the
     'cuda' device; ``.to('cuda')`` and ``.to('cpu')`` move one (see ``npae.cuda``).
+
+    ``.data`` is the array itself, shared, not a copy. npae's in-place changes (an optimizer's
+    ``step()``) bump the tensor's ``_version``, and ``backward`` refuses to use an array that an
+    operation saved and that changed since, as PyTorch does. Writing into ``.data`` yourself
+    (``t.data[...] = v``, ``t.data -= lr * g``, or refilling the ndarray a tensor was made
+    from) bypasses that check, in npae as in PyTorch: do it only when no graph that used the
+    tensor is still waiting for its backward, or the gradients come out wrong without a word.
     """
 
     __array_priority__ = 1000  # ndarray op Tensor defers to Tensor's reflected operators
@@ -78,6 +92,11 @@ class Tensor:
         self.grad = None
         self._node = None
         self._index = 0
+        # Bumped by every in-place change npae makes (an optimizer's step); backward compares it
+        # with the value it had when an operation saved this tensor's array. Tensors that are
+        # views of one another (reshape, slicing, detach) share one counter, as in PyTorch. A
+        # write into ``.data`` itself (``t.data[...] = ...``) does not bump it: see above.
+        self._version_counter = _VersionCounter()
         if requires_grad:
             _check_float(data.dtype, "a tensor that requires grad")
         self.requires_grad = bool(requires_grad)
@@ -140,8 +159,18 @@ class Tensor:
         return self.data.item()
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor(self.data)
+        """The same data, cut from the graph (and sharing this tensor's version counter)."""
+        t = Tensor(self.data)
+        t._version_counter = self._version_counter
+        return t
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes npae has made to this tensor's memory (read-only)."""
+        return self._version_counter.value
+
+    def _bump_version(self) -> None:
+        self._version_counter.value += 1
 
     # ----------------------------------------------------------------- the engine
     def backward(self, grad=None, retain_graph: bool = False) -> None:
