@@ -347,21 +347,52 @@ class Unflatten(Module):
 
 
 class Sequential(Module):
-    """Modules applied in order."""
+    """Modules applied in order: ``Sequential(m0, m1, ...)`` names them "0", "1", ...;
+    ``Sequential(OrderedDict([("conv", m0), ("act", m1)]))`` gives them names (as in PyTorch).
+
+    Only modules: a function such as ``F.relu`` goes in as its layer, ``nn.ReLU()``. Each layer
+    takes one tensor, so a layer that returns several values (``MaxPool2d(...,
+    return_indices=True)``) cannot feed the next one here: write a Module whose forward
+    unpacks them.
+    """
 
     def __init__(self, *modules):
         super().__init__()
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            named = list(modules[0].items())
+            where = "entry"
+        else:
+            named = [(str(i), m) for i, m in enumerate(modules)]
+            where = "position"
+        for position, (name, m) in enumerate(named):
+            label = f"{where} {position}" + (f" ({name!r})" if where == "entry" else "")
+            if not isinstance(name, str) or not name.isidentifier() and not name.isdigit():
+                raise TypeError(f"Sequential: the name of {label} must be a string usable as "
+                                f"an attribute name, got {name!r}")
+            if not isinstance(m, Module):
+                hint = ("; use its layer instead (e.g. nn.ReLU() for F.relu)"
+                        if callable(m) else "")
+                raise TypeError(f"Sequential: {label} is a {type(m).__name__}, not an "
+                                f"nn.Module{hint}")
+            setattr(self, name, m)
 
     def forward(self, x):
-        for m in self._modules.values():
+        for position, (name, m) in enumerate(self._modules.items()):
+            if isinstance(x, (tuple, list)):
+                before = list(self._modules.items())[position - 1]
+                raise TypeError(
+                    f"Sequential: layer {before[0]!r} ({type(before[1]).__name__}) returned a "
+                    f"{type(x).__name__} of {len(x)} values, but layer {name!r} "
+                    f"({type(m).__name__}) takes one tensor; unpack them in a Module's forward "
+                    f"(e.g. y, indices = pool(x))"
+                )
             x = m(x)
         return x
 
     def __getitem__(self, i):
-        modules = list(self._modules.values())
-        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
+        return list(self._modules.values())[i]
 
     def __len__(self):
         return len(self._modules)

@@ -19,6 +19,15 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        seen = {}
+        for i, p in enumerate(self.params):
+            if id(p) in seen:
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {i} (shape {p.shape}) is the same tensor "
+                    f"as parameter {seen[id(p)]}; each step would update it twice. Pass each "
+                    f"parameter once (model.parameters() already does)"
+                )
+            seen[id(p)] = i
         for name, value in hyper.items():
             if not value >= 0:  # also refuses NaN
                 raise ValueError(f"{type(self).__name__}: {name} must be >= 0, got {value}")

@@ -578,3 +578,49 @@ def test_gradcheck_through_a_float64_sequential(index):
         analytic = np.array([np.sum(p.grad * u) for u in directions])
         assert p.grad.dtype == np.float64
         assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+# --- Sequential refuses what it cannot run ------------------------------------------------------
+
+def test_sequential_refuses_a_function_naming_its_position_and_type():
+    # the case: F.relu used to vanish, leaving a 2-layer model
+    with pytest.raises(TypeError, match=r"Sequential: position 1 is a function, not an "
+                                        r"nn\.Module; use its layer instead \(e\.g\. nn\.ReLU\(\)"):
+        nn.Sequential(nn.Linear(3, 2), F.relu, nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="position 0 is a int"):
+        nn.Sequential(3)
+
+
+def test_sequential_takes_named_layers_from_an_ordered_dict():
+    from collections import OrderedDict
+
+    npae.manual_seed(0)
+    named = nn.Sequential(OrderedDict([("fc", nn.Linear(3, 2)), ("act", nn.ReLU()),
+                                       ("out", nn.Linear(2, 1))]))
+    npae.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    assert len(named) == 3 and isinstance(named.act, nn.ReLU)
+    assert [n for n, _ in named.named_parameters()] == ["fc.weight", "fc.bias", "out.weight",
+                                                        "out.bias"]
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    assert_array_equal(named(x).data, plain(x).data)  # it runs them, not its input
+    assert list(named[1:]._modules) == ["act", "out"]  # a slice keeps the names
+    with pytest.raises(TypeError, match=r"entry 1 \('act'\) is a function"):
+        nn.Sequential(OrderedDict([("fc", nn.Linear(3, 2)), ("act", F.relu)]))
+    with pytest.raises(TypeError, match="usable as an attribute name"):
+        nn.Sequential(OrderedDict([("a b", nn.ReLU())]))
+
+
+def test_a_tuple_between_two_layers_is_refused_naming_both():
+    # the case: ReLU used to stack (values, indices) into a float64 (2, 1, 1, 2, 2)
+    seq = nn.Sequential(nn.MaxPool2d(2, return_indices=True), nn.ReLU())
+    x = Tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    with pytest.raises(TypeError, match=r"layer '0' \(MaxPool2d\) returned a tuple of 2 values, "
+                                        r"but layer '1' \(ReLU\) takes one tensor"):
+        seq(x)
+
+
+def test_a_tuple_of_tensors_given_to_an_op_is_refused():
+    pooled = F.max_pool2d(Tensor(np.arange(16.0).reshape(1, 1, 4, 4)), 2, return_indices=True)
+    with pytest.raises(TypeError, match=r"ReLU: input 0 is a tuple of 2 values, not a tensor"):
+        F.relu(pooled)

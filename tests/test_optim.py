@@ -314,3 +314,12 @@ def test_optimizers_accept_a_module_parameter_iterator():
     before = lin.weight.data.copy()
     opt.step()
     assert not np.array_equal(lin.weight.data, before)
+
+
+def test_the_same_parameter_twice_is_refused_rather_than_updated_twice():
+    p = nn.Parameter(np.ones(3, np.float32))
+    q = nn.Parameter(np.ones(2, np.float32))
+    for make in (optim.SGD, optim.Adam):
+        with pytest.raises(ValueError, match=r"parameter 2 \(shape \(3,\)\) is the same tensor as "
+                                             r"parameter 0; each step would update it twice"):
+            make([p, q, p], lr=0.1)

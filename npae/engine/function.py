@@ -112,6 +112,12 @@ class Function:
         arrays = []
         needs = []
         for i, value in enumerate(inputs):
+            if isinstance(value, (tuple, list)) and any(isinstance(v, Tensor) for v in value):
+                raise TypeError(
+                    f"{cls.__name__}: input {i} is a {type(value).__name__} of {len(value)} "
+                    f"values, not a tensor (a layer that returns several values, such as "
+                    f"MaxPool2d(return_indices=True), must be unpacked first: y, idx = pool(x))"
+                )
             array = value.data if isinstance(value, Tensor) else value
             if is_array(array) and i not in cls.integer_inputs:
                 _check_float(array.dtype, f"{cls.__name__}: input {i}")
