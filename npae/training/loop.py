@@ -29,13 +29,10 @@ from npae.engine.tensor import Tensor, no_grad
 from npae.optim import Adam
 from npae.training import checkpoint
 from npae.training.checkpoint import CHECKPOINT
+from npae.training.runfolder import TrainingError, claim
 
 CURVE_EVERY = 10  # steps between the points of the loss curve kept in metrics.json
 METRICS = "metrics.json"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN or infinite loss, a checkpoint that does not fit)."""
 
 
 @dataclass
@@ -115,12 +112,17 @@ def train(settings: TrainSettings, out_dir, resume=False, data: Data | None = No
     """Train ``settings.model``; returns (metrics dict, also written to metrics.json, model).
 
     A folder that already holds a checkpoint is continued with ``resume=True`` or replaced with
-    ``overwrite=True``; otherwise it is left alone and TrainingError says so.
+    ``overwrite=True``; otherwise it is left alone and TrainingError says so. The folder is
+    created and checked to be writable before anything else, and locked for the whole run: a
+    second run into it meanwhile gets a TrainingError naming this one's process.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     settings.check()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim(Path(out_dir)) as out:
+        return _train(settings, out, resume, data, progress, log, overwrite)
+
+
+def _train(settings, out, resume, data, progress, log, overwrite):
     ckpt_path = out / CHECKPOINT
 
     model = None
@@ -128,7 +130,7 @@ def train(settings: TrainSettings, out_dir, resume=False, data: Data | None = No
     if ckpt_path.exists() and not resume and not overwrite:
         raise TrainingError(
             f"{out} already holds a checkpoint from an earlier run: continue it with --resume, "
-            f"or train into another --out folder (or delete {ckpt_path})"
+            f"replace it with --force, or train into another --out folder"
         )
     if resume and ckpt_path.exists():
         meta, _, _ = checkpoint.load(ckpt_path)
