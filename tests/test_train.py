@@ -3,10 +3,12 @@ test_data.py and the demo)."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 
+import npae
 from npae import cli, models
 from npae.training import checkpoint
 from npae.training import loop as T
@@ -410,3 +412,111 @@ def test_the_refusal_to_clobber_names_both_resume_and_force(tmp_path):
                                               "--force, or train into another --out folder"):
         T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=_synthetic(),
                 progress=False)
+
+
+# --- checkpoints are checked before they are inflated -------------------------------------------
+
+def _rewrite(path, meta=None, extra=None):
+    """The checkpoint at ``path`` again, with ``meta`` changed and ``extra`` members added."""
+    import zipfile
+
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    if meta is not None:
+        old = json.loads(str(arrays["meta"]))
+        arrays["meta"] = np.array(json.dumps(meta(old)))
+    np.savez(path, **arrays)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, payload in (extra or {}).items():
+            archive.writestr(name, payload)
+
+
+def _trained(tmp_path):
+    T.train(TrainSettings("linear", epochs=1, batch_size=64), tmp_path, data=_synthetic(),
+            progress=False)
+    return tmp_path / "checkpoint.npz"
+
+
+def test_a_member_npae_does_not_write_is_refused_without_inflating_it(tmp_path, monkeypatch):
+    path = _trained(tmp_path)
+    # 64 MB of zeros deflate to about 64 kB: the issue's case was 3 GiB in a 3.7 MB file
+    _rewrite(path, extra={"extra.bin": bytes(64 * 2**20)})
+    assert path.stat().st_size < 8 * 2**20
+    monkeypatch.setattr(checkpoint, "_read", lambda *a: pytest.fail("inflated a member"))
+    for load in (T.load_model, checkpoint.load, checkpoint.read_meta):
+        with pytest.raises(CheckpointError, match=r"member 'extra.bin' \(67,108,864 bytes\) "
+                                                  r"that npae does not write"):
+            load(path)
+
+
+def test_a_header_that_disagrees_with_the_declared_size_is_refused(tmp_path):
+    import io
+
+    path = _trained(tmp_path)
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f4", "fortran_order": False, "shape": (10**11,)})
+    _rewrite(path, extra={"param/huge.npy": buffer.getvalue() + bytes(16)})
+    with pytest.raises(CheckpointError, match=r"param/huge.npy says it holds a float32 array of "
+                                              r"shape \(100000000000,\) \(400,000,000,\d+ bytes\)"):
+        checkpoint.load(path)
+
+
+def test_arrays_larger_than_the_machine_is_are_refused_before_reading(tmp_path, monkeypatch):
+    path = _trained(tmp_path)
+    monkeypatch.setattr(checkpoint, "_memory_bytes", lambda: 10_000)
+    with pytest.raises(CheckpointError, match=r"its arrays need .* GiB, more than this "
+                                              r"machine's 0.0 GiB of memory"):
+        checkpoint.load(path)
+
+
+def test_parameters_of_the_wrong_shape_are_refused_before_reading(tmp_path, monkeypatch):
+    path = _trained(tmp_path)
+    model = models.create("linear")
+    model.decoder[0].weight = npae.nn.Parameter(np.zeros((784, 31), np.float32))
+    read = checkpoint._read
+
+    def only_the_metadata(archive, info):
+        assert info.filename == "meta.npy", f"inflated {info.filename}"
+        return read(archive, info)
+
+    monkeypatch.setattr(checkpoint, "_read", only_the_metadata)
+    says = r"does not fit this model: param/decoder.0.weight has shape \(784, 32\), the model"
+    with pytest.raises(CheckpointError, match=says + r" needs \(784, 31\)"):
+        checkpoint.restore(path, model)
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda m: {k: v for k, v in m.items() if k != "settings"}, "lacks 'settings'"),
+    (lambda m: dict(m, epochs_done="2"), "'epochs_done' should be a int, got str '2'"),
+    (lambda m: dict(m, history=None), "'history' should be a list, got NoneType"),
+    (lambda m: dict(m, optimizer={"name": "Adam"}), "lacks optimizer 'hyper'"),
+    (lambda m: dict(m, settings=dict(m["settings"], seed=-3)), "settings are not valid"),
+    (lambda m: dict(m, settings=dict(m["settings"], colour=1)), "settings are not valid"),
+])
+def test_metadata_missing_a_key_or_of_the_wrong_type_is_one_clear_error(tmp_path, change, says):
+    path = _trained(tmp_path)
+    _rewrite(path, meta=change)
+    with pytest.raises(CheckpointError, match=re.escape(says)):
+        T.load_model(path)
+    with pytest.raises(CheckpointError, match=re.escape(says)):
+        T.train(TrainSettings("linear", epochs=2, batch_size=64), tmp_path, resume=True,
+                data=_synthetic(), progress=False)
+
+
+def test_a_broken_generator_state_is_one_clear_error(tmp_path):
+    path = _trained(tmp_path)
+    _rewrite(path, meta=lambda m: dict(m, rng_state={"bit_generator": "seed"}))
+    with pytest.raises(CheckpointError, match="random generator state is not valid"):
+        T.train(TrainSettings("linear", epochs=2, batch_size=64), tmp_path, resume=True,
+                data=_synthetic(), progress=False)
+
+
+def test_a_checkpoint_with_nan_parameters_warns_when_loaded(tmp_path):
+    path = _trained(tmp_path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["param/encoder.1.bias"][3] = np.nan
+    np.savez(path, **arrays)
+    with pytest.warns(RuntimeWarning, match=r"encoder.1.bias hold NaN or infinite values"):
+        T.load_model(path)

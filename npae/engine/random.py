@@ -26,7 +26,12 @@ def get_state() -> dict:
 
 
 def set_state(state: dict) -> None:
-    bit_generator = getattr(np.random, state["bit_generator"])()
+    """Restore a state from get_state (ValueError for anything that is not one)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    kind = getattr(np.random, name, None) if isinstance(name, str) else None
+    if not (isinstance(kind, type) and issubclass(kind, np.random.BitGenerator)):
+        raise ValueError(f"not a NumPy generator state (bit_generator {name!r})")
+    bit_generator = kind()
     bit_generator.state = state
     global _generator
     _generator = np.random.Generator(bit_generator)

@@ -133,8 +133,8 @@ def _train(settings, out, resume, data, progress, log, overwrite):
             f"replace it with --force, or train into another --out folder"
         )
     if resume and ckpt_path.exists():
-        meta, _, _ = checkpoint.load(ckpt_path)
-        saved = TrainSettings(**meta["settings"])
+        meta = checkpoint.read_meta(ckpt_path)
+        saved = _saved_settings(ckpt_path, meta)
         if meta["model"] != settings.model:
             raise TrainingError(
                 f"{ckpt_path} holds a {meta['model']!r} model; cannot resume it as "
@@ -152,7 +152,11 @@ def _train(settings, out, resume, data, progress, log, overwrite):
         model = models.create(settings.model)
         opt = Adam(model.parameters(), lr=settings.lr)
         meta = checkpoint.restore(ckpt_path, model, opt, expect_model=settings.model)
-        set_state(meta["rng_state"])
+        try:
+            set_state(meta["rng_state"])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise checkpoint.CheckpointError(
+                f"{ckpt_path}: its random generator state is not valid ({err!r})") from None
         history, start_epoch = meta["history"], meta["epochs_done"]
         wall_before = meta.get("wall_time_s", 0.0)
         if settings.epochs < start_epoch:
@@ -257,13 +261,29 @@ def _metrics(settings, model, history, test_loss, ckpt_path, wall=None):
 
 def load_model(ckpt_path):
     """(model, meta) from a checkpoint written by train()."""
-    meta, _, _ = checkpoint.load(ckpt_path)
-    name = meta.get("model")
+    meta = checkpoint.read_meta(ckpt_path)
+    _saved_settings(ckpt_path, meta)
+    name = meta["model"]
     if name not in models.MODELS:
         raise checkpoint.CheckpointError(f"{ckpt_path}: unknown model {name!r}")
     model = models.create(name)
     checkpoint.restore(ckpt_path, model, expect_model=name)
     return model, meta
+
+
+# what train() writes into a checkpoint's metadata, beside what checkpoint.save adds
+RUN_META = {"model": str, "settings": dict, "epochs_done": int, "history": list,
+            "rng_state": dict}
+
+
+def _saved_settings(ckpt_path, meta) -> TrainSettings:
+    """The settings a checkpoint was trained with, checked like the command line's."""
+    checkpoint.require(ckpt_path, meta, RUN_META)
+    try:
+        return TrainSettings(**meta["settings"]).check()
+    except (TypeError, ValueError) as err:
+        raise checkpoint.CheckpointError(
+            f"{ckpt_path}: its training settings are not valid ({err})") from None
 
 
 __all__ = ["TrainSettings", "Data", "train", "evaluate", "load_model", "TrainingError"]
