@@ -16,7 +16,7 @@ import numpy as np
 import npae.functional as F
 from npae.engine.dispatch import as_array, normalize_device, to_device
 from npae.engine.random import generator
-from npae.engine.shapes import pair
+from npae.engine.shapes import check_nonnegative, check_positive, pair, scale_factor_pair
 from npae.engine.tensor import Tensor
 
 
@@ -32,6 +32,27 @@ class Parameter(Tensor):
 
 def _uniform(shape, bound, dtype=np.float32):
     return Parameter(generator().uniform(-bound, bound, size=shape).astype(dtype))
+
+
+# Layers check their arguments when they are made, not at their first forward: a wrong layer
+# in a model fails where it is written.
+def _count(layer: str, name: str, value) -> int:
+    """A positive int (a number of features or channels)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _sizes(layer: str, **named) -> None:
+    """Window arguments: kernel_size, stride, dilation positive; padding, output_padding >= 0."""
+    for name, value in named.items():
+        if value is None:
+            continue
+        hw = pair(value, name, layer)
+        if name in ("padding", "output_padding"):
+            check_nonnegative(layer, name, hw)
+        else:
+            check_positive(layer, name, hw)
 
 
 class Module:
@@ -175,7 +196,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = _count("Linear", "in_features", in_features)
+        self.out_features = _count("Linear", "out_features", out_features)
         bound = 1 / math.sqrt(in_features)
         self.weight = _uniform((out_features, in_features), bound)
         self.bias = _uniform((out_features,), bound) if bias else None
@@ -194,8 +216,11 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  bias=True):
         super().__init__()
+        _sizes("Conv2d", kernel_size=kernel_size, stride=stride, padding=padding,
+               dilation=dilation)
         kh, kw = pair(kernel_size, "kernel_size", "Conv2d")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = _count("Conv2d", "in_channels", in_channels)
+        self.out_channels = _count("Conv2d", "out_channels", out_channels)
         self.kernel_size, self.stride, self.padding, self.dilation = (kh, kw), stride, padding, \
             dilation
         bound = 1 / math.sqrt(in_channels * kh * kw)
@@ -220,8 +245,18 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, dilation=1, bias=True):
         super().__init__()
+        _sizes("ConvTranspose2d", kernel_size=kernel_size, stride=stride, padding=padding,
+               output_padding=output_padding, dilation=dilation)
+        op_, s_, d_ = (pair(v, n, "ConvTranspose2d") for n, v in (
+            ("output_padding", output_padding), ("stride", stride), ("dilation", dilation)))
+        if any(o >= max(s, d) for o, s, d in zip(op_, s_, d_, strict=True)):
+            raise ValueError(
+                f"ConvTranspose2d: output_padding {output_padding} must be smaller than stride "
+                f"{stride} or dilation {dilation} (it picks one of the output sizes a strided "
+                f"convolution maps onto one input size; it does not add zeros)")
         kh, kw = pair(kernel_size, "kernel_size", "ConvTranspose2d")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = _count("ConvTranspose2d", "in_channels", in_channels)
+        self.out_channels = _count("ConvTranspose2d", "out_channels", out_channels)
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.output_padding, self.dilation = output_padding, dilation
         bound = 1 / math.sqrt(out_channels * kh * kw)
@@ -244,6 +279,12 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
+        _sizes("MaxPool2d", kernel_size=kernel_size, stride=stride, padding=padding,
+               dilation=dilation)
+        k, p_ = pair(kernel_size, "kernel_size", "MaxPool2d"), pair(padding, "padding", "MaxPool2d")
+        if any(p > k // 2 for p, k in zip(p_, k, strict=True)):
+            raise ValueError(f"MaxPool2d: padding {padding} must be at most half the kernel size "
+                             f"{kernel_size}")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
@@ -259,6 +300,7 @@ class MaxPool2d(Module):
 class MaxUnpool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
+        _sizes("MaxUnpool2d", kernel_size=kernel_size, stride=stride, padding=padding)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x, indices, output_size=None):
@@ -276,6 +318,10 @@ class Upsample(Module):
             raise ValueError(f"Upsample: only mode='nearest' is implemented, got {mode!r}")
         if (size is None) == (scale_factor is None):
             raise ValueError("Upsample: give exactly one of size and scale_factor")
+        if size is not None:
+            _sizes("Upsample", size=size)
+        else:
+            scale_factor_pair("Upsample", scale_factor)
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
 
     def forward(self, x):

@@ -624,3 +624,39 @@ def test_a_tuple_of_tensors_given_to_an_op_is_refused():
     pooled = F.max_pool2d(Tensor(np.arange(16.0).reshape(1, 1, 4, 4)), 2, return_indices=True)
     with pytest.raises(TypeError, match=r"ReLU: input 0 is a tuple of 2 values, not a tensor"):
         F.relu(pooled)
+
+
+# --- layers check their arguments when they are made ------------------------------------------
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: nn.Conv2d(1, 4, 0), "Conv2d: kernel_size must be positive, got (0, 0)"),
+    (lambda: nn.Conv2d(0, 4, 3), "Conv2d: in_channels must be a positive int, got 0"),
+    (lambda: nn.Conv2d(1, 4, 3, stride=-1), "Conv2d: stride must be positive, got (-1, -1)"),
+    (lambda: nn.Conv2d(1, 4, 3, padding=-1), "Conv2d: padding must be >= 0, got (-1, -1)"),
+    (lambda: nn.Conv2d(1, 4, 3, padding="full"), "Conv2d: padding must be an int or a pair"),
+    (lambda: nn.Conv2d(1, 4, 3, dilation=0), "Conv2d: dilation must be positive"),
+    (lambda: nn.Conv2d(1, 2.5, 3), "Conv2d: out_channels must be a positive int, got 2.5"),
+    (lambda: nn.Linear(-1, 5), "Linear: in_features must be a positive int, got -1"),
+    (lambda: nn.Linear(5, 0), "Linear: out_features must be a positive int, got 0"),
+    (lambda: nn.ConvTranspose2d(4, 1, 3, stride=2, output_padding=2),
+     "ConvTranspose2d: output_padding 2 must be smaller than stride 2 or dilation 1"),
+    (lambda: nn.ConvTranspose2d(4, 0, 3), "ConvTranspose2d: out_channels must be a positive"),
+    (lambda: nn.MaxPool2d(2, padding=2), "MaxPool2d: padding 2 must be at most half the kernel"),
+    (lambda: nn.MaxPool2d(0), "MaxPool2d: kernel_size must be positive"),
+    (lambda: nn.MaxUnpool2d(2, stride=0), "MaxUnpool2d: stride must be positive"),
+    (lambda: nn.Upsample(scale_factor=-2), "Upsample: scale_factor must be positive and finite"),
+    (lambda: nn.Upsample(scale_factor=float("inf")), "must be positive and finite"),
+    (lambda: nn.Upsample(size=0), "Upsample: size must be positive"),
+])
+def test_layers_refuse_bad_arguments_when_made_not_at_the_first_forward(make, says):
+    with pytest.raises((ValueError, TypeError), match=re.escape(says)):
+        make()
+
+
+def test_valid_layer_arguments_still_build():
+    nn.Conv2d(1, 4, (3, 1), stride=(2, 1), padding=(1, 0), dilation=2)
+    nn.ConvTranspose2d(4, 1, 3, stride=2, padding=1, output_padding=1)
+    nn.ConvTranspose2d(4, 1, 3, stride=1, dilation=2, output_padding=1)
+    nn.MaxPool2d(3, stride=2, padding=1)
+    nn.Upsample(scale_factor=(2, 1.5))
+    nn.Upsample(size=(7, 9))

@@ -464,9 +464,11 @@ def test_a_header_that_disagrees_with_the_declared_size_is_refused(tmp_path):
 
 def test_arrays_larger_than_the_machine_is_are_refused_before_reading(tmp_path, monkeypatch):
     path = _trained(tmp_path)
-    monkeypatch.setattr(checkpoint, "_memory_bytes", lambda: 10_000)
-    with pytest.raises(CheckpointError, match=r"its arrays need .* GiB, more than this "
-                                              r"machine's 0.0 GiB of memory"):
+    from npae.engine import config
+
+    monkeypatch.setattr(config, "memory_bytes", lambda: 10_000)
+    with pytest.raises(CheckpointError, match=r"its arrays would need .* KiB, more than this "
+                                              r"machine's 9.8 KiB of memory; refusing to read it"):
         checkpoint.load(path)
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npae.engine.config import check_fits_in_memory
+
 
 def pair(value, name: str, op: str) -> tuple[int, int]:
     """Normalise an int or a pair of ints (PyTorch accepts both) to (h, w)."""
@@ -285,24 +287,35 @@ def upsample_nearest2d_plan(op, hw, scale_factor=None, size=None):
         oh, ow = (int(v) for v in size)
         scales = (None, None)
     else:
-        if isinstance(scale_factor, (int, float, np.integer, np.floating)) and not isinstance(
-            scale_factor, bool
-        ):
-            scale_factor = (float(scale_factor), float(scale_factor))
-        if not (isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2):
-            raise TypeError(
-                f"{op}: scale_factor must be a number or a pair of numbers, got {scale_factor!r}"
-            )
-        scales = tuple(float(v) for v in scale_factor)
-        if min(scales) <= 0 or not all(math.isfinite(v) for v in scales):
-            raise ValueError(f"{op}: scale_factor must be positive and finite, got {scale_factor}")
+        scales = scale_factor_pair(op, scale_factor)
         oh, ow = math.floor(h * scales[0]), math.floor(w * scales[1])
     if oh <= 0 or ow <= 0:
         how = f"size {size}" if size is not None else (
             f"floor(in * scale_factor) = floor({h}*{scales[0]}) x floor({w}*{scales[1]})"
         )
         raise ValueError(f"{op}: output size {oh}x{ow} from input {h}x{w} is not positive ({how})")
+    # even one image of one channel at this size would not fit: say so before trying
+    check_fits_in_memory(f"{op}: an output of {oh}x{ow} pixels per channel (float32)",
+                         oh * ow * 4)
     return oh, ow, _nearest_source(h, oh, scales[0]), _nearest_source(w, ow, scales[1])
+
+
+def scale_factor_pair(op, scale_factor) -> tuple[float, float]:
+    """A positive finite number, or a pair of them, as (scale_h, scale_w)."""
+    if isinstance(scale_factor, (int, float, np.integer, np.floating)) and not isinstance(
+        scale_factor, bool
+    ):
+        scale_factor = (float(scale_factor), float(scale_factor))
+    if not (isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2
+            and all(isinstance(v, (int, float, np.integer, np.floating))
+                    and not isinstance(v, bool) for v in scale_factor)):
+        raise TypeError(
+            f"{op}: scale_factor must be a number or a pair of numbers, got {scale_factor!r}"
+        )
+    scales = (float(scale_factor[0]), float(scale_factor[1]))
+    if min(scales) <= 0 or not all(math.isfinite(v) for v in scales):
+        raise ValueError(f"{op}: scale_factor must be positive and finite, got {scale_factor}")
+    return scales
 
 
 def _nearest_source(n_in: int, n_out: int, scale_factor: float | None) -> np.ndarray:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from npae.data.fileio import atomic_write
+from npae.engine.config import check_fits_in_memory
 from npae.engine.dispatch import to_host
 
 CHECKPOINT = "checkpoint.npz"  # its name in a training folder
@@ -164,7 +164,6 @@ def _header(archive, info):
 
 
 def _check_sizes(path, archive, members, expect) -> None:
-    budget = _memory_bytes()
     total = 0
     order = list(expect) if expect is not None else None
     for key, info in members.items():
@@ -178,11 +177,10 @@ def _check_sizes(path, archive, members, expect) -> None:
                 f"({size:,} bytes) but declares {info.file_size:,} bytes; refusing to read it"
             )
         total += size
-        if total > budget:
-            raise CheckpointError(
-                f"{path}: its arrays need {total / 2**30:.1f} GiB, more than this machine's "
-                f"{budget / 2**30:.1f} GiB of memory; refusing to read it"
-            )
+        try:
+            check_fits_in_memory(f"{path}: its arrays", total)
+        except MemoryError as err:
+            raise CheckpointError(f"{err}; refusing to read it") from None
         if key == "meta":
             if size > META_LIMIT:
                 raise CheckpointError(f"{path}: metadata of {size:,} bytes is not npae's")
@@ -200,13 +198,6 @@ def _expected_shape(key, expect, order):
         return expect.get(key[len("param/"):])
     i = int(key.split("/")[1])  # optim/<i>/<name>: the state of the i-th parameter
     return tuple(expect[order[i]]) if i < len(order) else None
-
-
-def _memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
-        return 2**63
 
 
 def _read(archive, info):
