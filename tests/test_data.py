@@ -222,6 +222,19 @@ def test_a_cache_with_the_wrong_arrays_is_rebuilt(hub, capsys):
     assert "does not hold the expected arrays" in capsys.readouterr().err
 
 
+def test_a_cache_whose_checksum_matches_but_whose_splits_are_empty_is_rebuilt(hub, capsys):
+    # it used to load, and evaluation then divided by zero
+    npz = hub.root / "mnist.npz"
+    hub.root.mkdir()
+    empty = {f"{s}_{kind}": np.zeros((0, 28, 28), np.uint8) if kind == "images" else
+             np.zeros(0, np.int64) for s in ("train", "val", "test") for kind in ("images",
+                                                                                  "labels")}
+    np.savez(npz, **empty)
+    (hub.root / "mnist.npz.sha256").write_text(sha256(npz.read_bytes()))
+    check_matches(hub.load(), hub.splits)
+    assert "does not hold the expected arrays" in capsys.readouterr().err
+
+
 def failing_save(f, arrays):
     f.write(b"PK\x03\x04 half an npz")
     raise OSError(28, "No space left on device")

@@ -522,3 +522,8 @@ def test_a_checkpoint_with_nan_parameters_warns_when_loaded(tmp_path):
     np.savez(path, **arrays)
     with pytest.warns(RuntimeWarning, match=r"encoder.1.bias hold NaN or infinite values"):
         T.load_model(path)
+
+
+def test_evaluating_no_images_says_so():
+    with pytest.raises(ValueError, match=r"evaluate: no images to score \(an empty split\)"):
+        T.evaluate(models.create("linear"), np.zeros((0, 1, 28, 28), np.float32))

@@ -258,4 +258,6 @@ def _cache_is_well_formed(arrays: dict) -> bool:
             return False
         if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
             return False
+        if len(labels) == 0:  # MNIST has no empty split; a cache with one is not MNIST
+            return False
     return True

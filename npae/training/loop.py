@@ -84,6 +84,8 @@ def evaluate(model, images, noise=0.0, seed=0, batch_size=1000) -> float:
     """Mean loss over ``images`` (noisy inputs from a fixed stream when noise > 0), with the
     VAE's sampling drawn from a generator seeded by ``seed``: the same seed, the same number.
     npae's global generator is left as it was."""
+    if len(images) == 0:
+        raise ValueError("evaluate: no images to score (an empty split)")
     saved = get_state()
     manual_seed(seed)
     noise_rng = _noise_rng(seed, 0, 2)
