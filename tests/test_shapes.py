@@ -56,3 +56,18 @@ def test_a_good_scratch_setting_is_used():
     run = subprocess.run([sys.executable, "-c", "import npae; print(npae.max_scratch_bytes())"],
                          env=env, capture_output=True, text=True, check=True)
     assert run.stdout.strip() == str(8 * 2**20) and run.stderr == ""
+
+
+@pytest.mark.parametrize("n, k, s, p, floor_out, ceil_out", [
+    (5, 2, 2, 1, 3, 3),   # the case
+    (6, 3, 2, 0, 2, 3),   # ceil_mode keeps a last, partial window
+    (5, 3, 3, 1, 2, 2),   # ...unless it would start inside the right padding: dropped
+    (7, 3, 3, 1, 3, 3),
+    (4, 2, 2, 1, 3, 3),
+])
+def test_pooling_output_size_at_the_ceil_mode_boundary(n, k, s, p, floor_out, ceil_out):
+    # PyTorch: out = ceil((n + 2p - (k - 1) - 1) / s) + 1, minus 1 when (out - 1) * s >= n + p
+    assert shapes.pool2d_out(n, k, s, p, 1, ceil_mode=False) == floor_out
+    assert shapes.pool2d_out(n, k, s, p, 1, ceil_mode=True) == ceil_out
+    x = npae.Tensor(np.arange(n * n, dtype=np.float64).reshape(1, 1, n, n))
+    assert F.max_pool2d(x, k, s, p, ceil_mode=True).shape == (1, 1, ceil_out, ceil_out)
