@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from npae import models
@@ -77,17 +78,12 @@ def _demo(args) -> int:
 
 
 def _explain(args) -> int:
-    from npae.tools.explain import Settings, explain
+    from npae.tools.explain import explain, figure
+    from npae.tools.settings import ExplainSettings
 
-    settings = Settings(input=args.input, kernel=args.kernel, stride=args.stride,
-                        padding=args.padding, dilation=args.dilation,
-                        output_padding=args.output_padding, scale=args.scale, seed=args.seed,
-                        values=args.values, weights=args.weights, matrix=args.matrix)
-    result = explain(args.op, settings)
+    result = explain(args.op, op_settings(ExplainSettings, args))
     print(result.text, end="")
     if args.png:
-        from npae.tools.explain_figures import figure
-
         print(f"figure: {figure(result, args.png)}")
     return 0 if result.ok else 1
 
@@ -104,14 +100,18 @@ def _shapes(args) -> int:
 
 
 def _gradcheck(args) -> int:
-    from npae.tools.gradcheck_cli import Settings, run
+    from npae.tools.gradcheck_cli import run
+    from npae.tools.settings import GradcheckSettings
 
-    settings = Settings(input=args.input, kernel=args.kernel, stride=args.stride,
-                        padding=args.padding, dilation=args.dilation,
-                        output_padding=args.output_padding, scale=args.scale, seed=args.seed,
-                        batch=args.batch, channels=args.channels,
-                        out_channels=args.out_channels)
+    settings = op_settings(GradcheckSettings, args)
     return 0 if run(args.op, settings, plant_bug=args.plant_bug) else 1
+
+
+def op_settings(cls, args):
+    """``cls`` (OpSettings or a command's subclass of it, npae/tools/settings.py) from parsed
+    options: each field from the option of the same name (the shared ones are _op_options');
+    a field the command has no option for keeps its default."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -144,7 +144,8 @@ def _numbers(text: str) -> list[float]:
 
 
 def _op_options(p, defaults_note: str) -> None:
-    """The options `npae explain` and `npae gradcheck` share; they mirror npae.functional."""
+    """The options `npae explain` and `npae gradcheck` share (the fields of OpSettings, in
+    npae/tools/settings.py); they mirror npae.functional."""
     p.add_argument("--input", type=_size, default=None, metavar="HxW",
                    help=f"input size, e.g. 4x4 (default: {defaults_note})")
     p.add_argument("--kernel", type=_size, default=None, metavar="K",
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs per model (default 1)")
     p.set_defaults(run=_demo)
 
-    from npae.tools.explain import OPS
+    from npae.tools.registry import EXPLAINED_NAMES as OPS
 
     p = sub.add_parser(
         "explain", help="work an operation through by hand, checked against its kernel",

@@ -1,10 +1,13 @@
 """The op table: one entry per public operation, driving the generic tests (in the spirit of
 PyTorch's OpInfo).
 
-Each entry names the op (a function of npae.functional), its slow reference from
-tests/reference.py, a hypothesis strategy that draws valid cases, tolerances for float32, and
-inputs that must raise. Generic tests (tests/ops/test_optable.py) then check, for every entry:
-forward == reference in float32 and float64, gradcheck in float64, and every error input.
+Each entry names an op of npae's registry (npae/tools/registry.py), which says the op's function
+of npae.functional and the name of its slow reference in tests/reference.py; the entry adds
+what only the tests need: a hypothesis strategy that draws valid cases, tolerances for float32,
+and inputs that must raise (and, where the reference takes its parameters differently from the
+op, how to call it). Generic tests (tests/ops/test_optable.py) then check, for every entry:
+forward == reference in float32 and float64, gradcheck in float64, and every error input; and
+that every op of the registry with a public function has an entry here.
 
 Max ops get tie-free inputs by construction (a permutation of evenly spaced values, spaced far
 wider than the finite-difference step), so the argmax is unique and gradcheck is meaningful.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,7 +25,7 @@ import reference as R
 from hypothesis import assume
 from hypothesis import strategies as st
 
-import npae.functional as F
+from npae.tools import registry
 
 
 @dataclass
@@ -46,14 +50,22 @@ class ErrorCase:
 
 @dataclass
 class OpInfo:
-    name: str
-    fn: Callable  # npae.functional op: fn(*inputs, **params) -> Tensor
-    ref: Callable  # reference: ref(*inputs, **params) -> float64 array
+    name: str  # the op's name in npae's registry, which gives fn and ref
     cases: Any  # hypothesis strategy of Case
     rtol32: float = 1e-5
     atol32: float = 1e-5
     errors: list = field(default_factory=list)
     constant_inputs: tuple = ()  # float inputs that are not differentiated (a loss weight)
+    # when the reference takes the parameters differently: call_ref(ref, *inputs, **params)
+    call_ref: Callable | None = None
+    fn: Callable = field(init=False)  # npae.functional op: fn(*inputs, **params) -> Tensor
+    ref: Callable = field(init=False)  # reference: ref(*inputs, **params) -> float64 array
+
+    def __post_init__(self):
+        op = registry.get(self.name)
+        self.fn = op.functional
+        reference = getattr(R, op.reference)
+        self.ref = reference if self.call_ref is None else partial(self.call_ref, reference)
 
     def __repr__(self):
         return self.name
@@ -144,8 +156,8 @@ def max_pool2d_cases(draw):
     return Case((tie_free(_seeded(draw), (n, c, *hw)),), params)
 
 
-def _max_pool2d_ref(x, kernel_size, stride, padding, dilation, ceil_mode):
-    return R.max_pool2d_ref(x, kernel_size, stride, padding, dilation, ceil_mode)[0]
+def _max_pool2d_ref(ref, x, kernel_size, stride, padding, dilation, ceil_mode):
+    return ref(x, kernel_size, stride, padding, dilation, ceil_mode)[0]  # values, not indices
 
 
 # ------------------------------------------------------------------------------ max_unpool2d
@@ -168,8 +180,8 @@ def max_unpool2d_cases(draw):
     return Case((x, idx), dict(kernel_size=k, stride=s, padding=p, output_size=hw))
 
 
-def _max_unpool2d_ref(x, idx, kernel_size, stride, padding, output_size):
-    return R.max_unpool2d_ref(x, idx, output_size)
+def _max_unpool2d_ref(ref, x, idx, kernel_size, stride, padding, output_size):
+    return ref(x, idx, output_size)
 
 
 # ------------------------------------------------------------------------------ upsample
@@ -194,13 +206,13 @@ def upsample_cases(draw):
     return Case((_seeded(draw).standard_normal((n, c, *hw)),), params)
 
 
-def _upsample_ref(x, scale_factor=None, size=None):
+def _upsample_ref(ref, x, scale_factor=None, size=None):
     h, w = x.shape[2:]
     if size is not None:
-        return R.upsample_nearest2d_ref(x, size)
+        return ref(x, size)
     sf = scale_factor if isinstance(scale_factor, tuple) else (scale_factor, scale_factor)
     sf = (float(sf[0]), float(sf[1]))
-    return R.upsample_nearest2d_ref(x, (int(np.floor(h * sf[0])), int(np.floor(w * sf[1]))), sf)
+    return ref(x, (int(np.floor(h * sf[0])), int(np.floor(w * sf[1]))), sf)
 
 
 # ------------------------------------------------------------------------------ dense ops
@@ -254,7 +266,7 @@ def _f(shape, dtype=np.float32):
 
 OPS = [
     OpInfo(
-        "conv2d", F.conv2d, R.conv2d_ref, conv2d_cases(), rtol32=1e-4, atol32=1e-4,
+        "conv2d", conv2d_cases(), rtol32=1e-4, atol32=1e-4,
         errors=[
             ErrorCase((_f((3, 28, 28)), _f((4, 3, 3, 3))), {}, ValueError, ("(3, 28, 28)",)),
             ErrorCase((_f((1, 3, 8, 8)), _f((4, 16, 3, 3))), {}, ValueError,
@@ -274,8 +286,7 @@ OPS = [
         ],
     ),
     OpInfo(
-        "conv_transpose2d", F.conv_transpose2d, R.conv_transpose2d_ref, conv_transpose2d_cases(),
-        rtol32=1e-4, atol32=1e-4,
+        "conv-transpose2d", conv_transpose2d_cases(), rtol32=1e-4, atol32=1e-4,
         errors=[
             ErrorCase((_f((4, 7, 7)), _f((4, 16, 2, 2))), {}, ValueError, ("(4, 7, 7)",)),
             ErrorCase((_f((1, 8, 7, 7)), _f((4, 16, 2, 2))), {}, ValueError,
@@ -291,7 +302,7 @@ OPS = [
         ],
     ),
     OpInfo(
-        "max_pool2d", F.max_pool2d, _max_pool2d_ref, max_pool2d_cases(), rtol32=0, atol32=1e-7,
+        "max-pool2d", max_pool2d_cases(), rtol32=0, atol32=1e-7, call_ref=_max_pool2d_ref,
         errors=[
             ErrorCase((_f((16, 28, 28)), 2), {}, ValueError, ("(16, 28, 28)",)),
             ErrorCase((_f((1, 1, 8, 8)), 2), dict(padding=2), ValueError, ("padding", "2x2")),
@@ -300,8 +311,8 @@ OPS = [
         ],
     ),
     OpInfo(
-        "max_unpool2d", F.max_unpool2d, _max_unpool2d_ref, max_unpool2d_cases(),
-        rtol32=1e-6, atol32=1e-6,
+        "max-unpool2d", max_unpool2d_cases(), rtol32=1e-6, atol32=1e-6,
+        call_ref=_max_unpool2d_ref,
         errors=[
             ErrorCase((_f((1, 1, 2, 2)), np.array([[[[0, 1], [2, 16]]]])), dict(kernel_size=2),
                       ValueError, ("16", "4x4", "0..15")),
@@ -318,8 +329,7 @@ OPS = [
         ],
     ),
     OpInfo(
-        "upsample_nearest2d", F.upsample_nearest2d, _upsample_ref, upsample_cases(),
-        rtol32=0, atol32=1e-7,
+        "upsample-nearest2d", upsample_cases(), rtol32=0, atol32=1e-7, call_ref=_upsample_ref,
         errors=[
             ErrorCase((_f((1, 1, 2, 2)),), dict(scale_factor=2, size=4), ValueError,
                       ("exactly one",)),
@@ -330,37 +340,35 @@ OPS = [
         ],
     ),
     OpInfo(
-        "linear", F.linear, R.linear_ref, linear_cases(), rtol32=1e-5, atol32=1e-5,
+        "linear", linear_cases(), rtol32=1e-5, atol32=1e-5,
         errors=[
             ErrorCase((_f((2, 784)), _f((32, 780))), {}, ValueError, ("784", "(32, 780)")),
             ErrorCase((_f((2, 4)), _f((3, 4)), _f((4,))), {}, ValueError, ("(3,)", "(4,)")),
         ],
     ),
-    OpInfo("relu", F.relu, R.relu_ref, unary_cases(), atol32=0, rtol32=0,
+    OpInfo("relu", unary_cases(), atol32=0, rtol32=0,
            errors=[ErrorCase((np.ones(3, np.float16),), {}, TypeError, ("float16",)),
                    ErrorCase((np.ones(3, np.int64),), {}, TypeError, ("int64",))]),
-    OpInfo("leaky_relu", F.leaky_relu, R.leaky_relu_ref,
+    OpInfo("leaky-relu",
            unary_cases(st.fixed_dictionaries({"negative_slope": st.sampled_from([0.01, 0.2])}))),
-    OpInfo("sigmoid", F.sigmoid, R.sigmoid_ref, unary_cases()),
-    OpInfo("tanh", F.tanh, R.tanh_ref, unary_cases()),
+    OpInfo("sigmoid", unary_cases()),
+    OpInfo("tanh", unary_cases()),
     OpInfo(
-        "mse_loss", F.mse_loss, R.mse_loss_ref, loss_cases("mse"),
+        "mse-loss", loss_cases("mse"),
         errors=[
             ErrorCase((_f((2, 3)), _f((2, 3))), dict(reduction="avg"), ValueError, ("'avg'",)),
             ErrorCase((_f((2, 3)), _f((3, 2))), {}, ValueError, ("(3, 2)", "(2, 3)")),
         ],
     ),
     OpInfo(
-        "binary_cross_entropy", F.binary_cross_entropy, R.binary_cross_entropy_ref,
-        loss_cases("bce"), constant_inputs=(2,),
+        "binary-cross-entropy", loss_cases("bce"), constant_inputs=(2,),
         errors=[
             ErrorCase((np.full(3, 1.5, np.float32), _f(3)), {}, ValueError, ("[0, 1]", "1.5")),
             ErrorCase((_f((2, 3)), _f((2, 2))), {}, ValueError, ("(2, 2)", "(2, 3)")),
         ],
     ),
     OpInfo(
-        "binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits,
-        R.binary_cross_entropy_with_logits_ref, loss_cases("logits"), constant_inputs=(2,),
+        "binary-cross-entropy-with-logits", loss_cases("logits"), constant_inputs=(2,),
         errors=[
             ErrorCase((_f((2, 3)), _f((2, 3))), dict(reduction=None), ValueError,
                       ("reduction",)),

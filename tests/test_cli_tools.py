@@ -2,16 +2,19 @@
 
 import subprocess
 import sys
+from dataclasses import fields
 
 import numpy as np
 import pytest
 
 import npae
 import npae.functional as F
-from npae.cli import main
-from npae.tools.gradcheck_cli import OPS, Settings, build, compare, run
+from npae.cli import build_parser, main, op_settings
+from npae.tools.gradcheck_cli import build, compare, run
+from npae.tools.registry import EXPLAINED_NAMES as OPS
+from npae.tools.settings import ExplainSettings, GradcheckSettings, OpSettings
 
-SMALL = Settings(batch=1, channels=1, out_channels=2)
+SMALL = GradcheckSettings(batch=1, channels=1, out_channels=2)
 
 
 def _main(capsys, *argv):
@@ -78,10 +81,8 @@ def test_explain_impossible_settings_exit_1_with_the_reason(capsys, argv, messag
 
 
 def test_explain_exits_1_when_its_check_fails(capsys, monkeypatch):
-    import npae.tools.explain as E
-
     real = F.upsample_nearest2d
-    monkeypatch.setattr(E.F, "upsample_nearest2d",
+    monkeypatch.setattr(F, "upsample_nearest2d",
                         lambda x, **kw: npae.Tensor(real(x, **kw).data * 2))
     code, out, _ = _main(capsys, "explain", "upsample-nearest2d", "--values", "1,2,3,4")
     assert code == 1 and "check FAILED" in out
@@ -92,6 +93,33 @@ def test_python_m_npae_explain_runs():
                           capture_output=True, text=True, timeout=120)
     assert run_.returncode == 0, run_.stderr
     assert "output shape: 4x4" in run_.stdout
+
+
+# ------------------------------------------------------------------------------ both commands
+@pytest.mark.parametrize("command", ["explain", "gradcheck"])
+def test_the_commands_offer_the_explained_ops_of_the_registry(command, capsys):
+    for op in OPS:
+        assert build_parser().parse_args([command, op]).op == op
+    with pytest.raises(SystemExit):  # in the registry, but for the op table only
+        build_parser().parse_args([command, "relu"])
+    assert "invalid choice: 'relu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command,cls,flagless", [
+    ("explain", ExplainSettings, set()),
+    ("gradcheck", GradcheckSettings, {"eps", "atol", "rtol"}),
+])
+def test_every_setting_has_its_option(command, cls, flagless):
+    """op_settings fills each field from the option of the same name: a renamed option would
+    leave its field at the default without a word, so check that every field has one."""
+    args = build_parser().parse_args([command, "conv2d"])
+    names = {f.name for f in fields(cls)}
+    assert {f.name for f in fields(OpSettings)} <= names
+    assert {n for n in names if not hasattr(args, n)} == flagless
+    args = build_parser().parse_args([command, "conv2d", "--input", "3x5", "--seed", "7",
+                                      "--output-padding", "1"])
+    s = op_settings(cls, args)
+    assert isinstance(s, cls) and (s.input, s.seed, s.output_padding) == ((3, 5), 7, (1, 1))
 
 
 # ------------------------------------------------------------------------------ shapes

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from npae.tools import docs
+from npae.tools import docs, registry
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -24,10 +24,11 @@ def test_committed_pages_are_what_the_generator_writes(tmp_path):
 
 
 def test_one_page_per_operation_with_its_sections():
-    from npae.tools.explain import OPS
-
-    assert [p.op for p in docs.PAGES] == list(OPS)
-    for op in OPS:
+    ops = registry.EXPLAINED_NAMES
+    # the guide's index links one page per op npae explain offers, in the registry's order
+    assert re.findall(r"^- \[.*\]\((.*)\.md\)$", (DOCS / "README.md").read_text(),
+                      flags=re.M) == list(ops)
+    for op in ops:
         text = (DOCS / f"{op}.md").read_text()
         for section in ("## Output size", "## Worked examples", "## Backward",
                         "## Where the code lives", "## Figure"):
@@ -46,9 +47,16 @@ def test_article_examples_are_in_the_conv2d_page():
     assert "output shape: 2x2" in text
 
 
-@pytest.mark.parametrize("page", docs.PAGES, ids=lambda p: p.op)
-def test_code_references_exist(page):
-    for path, what in page.code:
+def test_each_page_names_the_file_its_words_come_from():
+    for op in registry.EXPLAINED:
+        first = (DOCS / f"{op.name}.md").read_text().splitlines()[0]
+        assert f"edit PAGE in {op.explainer_path} and rerun it" in first
+        assert (REPO / op.explainer_path).is_file()
+
+
+@pytest.mark.parametrize("op", registry.EXPLAINED, ids=lambda op: op.name)
+def test_code_references_exist(op):
+    for path, what in op.page.code:
         source = (REPO / path).read_text()
         for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", what):
             assert re.search(rf"\b(def|class) {name}\b", source), (path, name)
@@ -57,7 +65,7 @@ def test_code_references_exist(page):
 def test_figures_are_generated(tmp_path):
     docs.build(tmp_path, figures=True)
     made = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
-    assert made == sorted(f"{p.op}.png" for p in docs.PAGES)
+    assert made == sorted(f"{name}.png" for name in registry.EXPLAINED_NAMES)
     assert made == sorted(p.name for p in (DOCS / "figures").glob("*.png"))
     for name in made:
         assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

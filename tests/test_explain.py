@@ -12,8 +12,13 @@ from hypothesis import strategies as st
 import npae.functional as F
 import npae.tools.explain as E
 from npae import Tensor
-from npae.tools.explain import OPS, Settings, explain
-from npae.tools.explain_figures import figure
+from npae import kernels as K
+from npae.engine.function import Function
+from npae.tools import registry
+from npae.tools.explain import explain, figure
+from npae.tools.explain.conv2d import conv_matrix
+from npae.tools.registry import EXPLAINED_NAMES as OPS
+from npae.tools.settings import ExplainSettings as Settings
 
 
 def _last_lines(e):
@@ -174,16 +179,16 @@ def test_the_check_fails_when_the_kernel_disagrees(op, monkeypatch):
             y = _real(*args, **kwargs)
             return Tensor(y.data + 1.0)
 
-        monkeypatch.setattr(E.F, name, off_by_one)
+        monkeypatch.setattr(F, name, off_by_one)
     real_pool = F.max_pool2d
 
     def wrong_pool(*args, **kwargs):
         y, idx = real_pool(*args, **kwargs)
         return Tensor(y.data + 1.0), idx
 
-    monkeypatch.setattr(E.F, "max_pool2d", wrong_pool)
+    monkeypatch.setattr(F, "max_pool2d", wrong_pool)
     if op == "im2col":  # its column matrix comes from the kernel itself
-        monkeypatch.setattr(E.K, "im2col", lambda *a: np.zeros((1, 9, 4)))
+        monkeypatch.setattr(K, "im2col", lambda *a: np.zeros((1, 9, 4)))
     e = explain(op)
     assert not e.ok
     assert "check FAILED" in e.text
@@ -208,7 +213,7 @@ def test_matrix_of_conv_is_banded():
     x = np.arange(16, dtype=float)
     e = explain("conv2d", Settings(input=(4, 4), kernel=(3, 3), matrix=True, values=list(x),
                                    weights=list(range(1, 10))))
-    m = E._conv_matrix(e.arrays["k"], (4, 4), e.arrays["geom"])
+    m = conv_matrix(e.arrays["k"], (4, 4), e.arrays["geom"])
     ref = R.conv2d_ref(x.reshape(1, 1, 4, 4), np.arange(1, 10.).reshape(1, 1, 3, 3))
     np.testing.assert_array_equal(m @ x, ref.ravel())
     assert "  y[0,0]    1  2  3  .  4  5  6  .  7  8  9  .  .  .  .  ." in e.text
@@ -269,7 +274,27 @@ def test_every_valid_setting_explains_and_checks(op, h, w, k, s, p, d, op_, scal
     assert f"{e.output_hw[0]}x{e.output_hw[1]}" in e.text
 
 
-@pytest.mark.parametrize("module", ["npae.tools.explain", "npae.tools.shape_solver"])
+# ------------------------------------------------------------------------------ the registry
+@pytest.mark.parametrize("op", registry.EXPLAINED, ids=lambda op: op.name)
+def test_each_explained_op_has_its_file_with_every_part(op):
+    # the file is named after the op (conv-transpose2d: conv_transpose2d.py), like npae/ops/
+    assert op.explainer.__name__ == "npae.tools.explain." + op.name.replace("-", "_")
+    assert callable(op.explain) and callable(op.draw) and callable(op.gradcheck_case)
+    assert op.page.title.startswith(f"{op.name}: ")
+    assert issubclass(op.function, Function)
+
+
+def test_an_explainer_file_without_its_parts_is_refused():
+    import types
+
+    half_done = types.ModuleType("npae.tools.explain.avg_pool2d")
+    half_done.explain = lambda s: None
+    with pytest.raises(TypeError, match="avg_pool2d lacks draw, gradcheck_case, PAGE"):
+        registry.Op("avg-pool2d", None, Function, "avg_pool2d_ref", half_done)
+
+
+@pytest.mark.parametrize("module", ["npae.tools.explain", "npae.tools.explain.layout",
+                                    "npae.tools.shape_solver"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

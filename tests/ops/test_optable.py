@@ -1,13 +1,17 @@
 """Generic tests over the op table: every op against its reference, its gradients against finite
-differences, and its bad inputs against clear errors."""
+differences, and its bad inputs against clear errors; and the table against npae's registry of
+ops (npae/tools/registry.py), which names each op's function and reference."""
 
 import numpy as np
 import pytest
+import reference as R
 from hypothesis import given
 from optable import OPS
 
 import npae
 from npae import Tensor
+from npae.engine.function import Function
+from npae.tools import registry
 
 # Convolutions have two kernel paths (batched im2col + GEMM, one image at a time) picked by
 # shape; the small shapes drawn here would always pick one, so the conv entries run once with
@@ -91,6 +95,25 @@ def test_bad_inputs_raise_clear_errors(info):
 def test_every_functional_op_is_in_the_table():
     import npae.functional as F
 
-    covered = {op.name for op in OPS}
+    covered = {op.fn.__name__ for op in OPS}
     elementwise = {"exp", "log", "sqrt", "clip", "interpolate"}  # tested in test_tensor.py
     assert set(F.__all__) - elementwise <= covered
+    assert all(getattr(F, op.fn.__name__) is op.fn for op in OPS)
+
+
+def test_every_registry_op_with_a_public_function_is_in_the_table():
+    """Adding an op to npae/tools/registry.py asks for its entry here (and im2col, a kernel
+    with no public function, is tested with the kernels)."""
+    public = [op.name for op in registry.OPS if op.functional is not None]
+    assert sorted(public) == sorted(info.name for info in OPS)
+    assert len({info.name for info in OPS}) == len(OPS)
+
+
+@pytest.mark.parametrize("op", registry.OPS, ids=lambda op: op.name)
+def test_every_registry_op_names_a_reference_and_its_function(op):
+    reference = getattr(R, op.reference, None)
+    assert callable(reference), f"{op.name}: tests/reference.py has no {op.reference}"
+    assert issubclass(op.function, Function)
+    if op.functional is not None:
+        # one op, one file: the Function lives beside the public function that runs it
+        assert op.function.__module__ == op.functional.__module__
