@@ -22,17 +22,17 @@ from pathlib import Path
 
 from npae import models
 from npae.engine.shapes import parse_hw
+from npae.training.runfolder import check_writable
 
 
 def _train(args) -> int:
     from npae.training.checkpoint import CHECKPOINT
-    from npae.training.loop import METRICS, Data, TrainSettings, train
+    from npae.training.loop import METRICS, Data, train
     from npae.training.report import model_figures
 
-    noise = args.noise if args.noise is not None else models.DEFAULT_NOISE.get(args.model, 0.0)
-    settings = TrainSettings(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                             lr=args.lr, noise=noise, seed=args.seed).check()
     out = Path(args.out or f"runs/{args.model}")
+    settings = _train_settings(args, out / CHECKPOINT)
+    check_writable(out)  # before MNIST loads: an unwritable --out fails at once
     data = Data.mnist()
     try:
         metrics, model = train(settings, out, resume=args.resume, data=data,
@@ -41,19 +41,38 @@ def _train(args) -> int:
         ckpt = out / CHECKPOINT
         if ckpt.exists():
             print(f"\nnpae: interrupted; {ckpt} holds the last completed epoch. Continue with: "
-                  f"npae train {args.model} --epochs {args.epochs} --out {out} --resume",
+                  f"npae train {args.model} --epochs {settings.epochs} --out {out} --resume",
                   file=sys.stderr)
         else:
             print("\nnpae: interrupted before the first epoch finished; nothing was saved.",
                   file=sys.stderr)
         return 130
     figures = model_figures(model, settings, data, out, metrics["epochs"])
-    print(f"test loss {metrics['test_loss']:.5f}")
+    print(f"test loss {metrics['test_loss']:.5f} ({len(data.test):,} test images)")
     print(f"metrics:    {out / METRICS}")
     print(f"checkpoint: {out / CHECKPOINT}")
     for path in figures:
         print(f"figure:     {path}")
     return 0
+
+
+# What `npae train` uses for an option not given: for a new run these defaults, for --resume the
+# value the checkpoint was trained with (so the printed resume hint works as written).
+TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 128, "lr": 1e-3, "seed": 0}
+
+
+def _train_settings(args, ckpt):
+    from npae.training.checkpoint import read_meta
+    from npae.training.loop import TrainSettings, saved_settings
+
+    given = {k: getattr(args, k) for k in (*TRAIN_DEFAULTS, "noise")}
+    if args.resume and ckpt.exists():
+        saved = saved_settings(ckpt, read_meta(ckpt))
+        base = {k: getattr(saved, k) for k in given}
+    else:
+        base = dict(TRAIN_DEFAULTS, noise=models.DEFAULT_NOISE.get(args.model, 0.0))
+    chosen = {k: base[k] if v is None else v for k, v in given.items()}
+    return TrainSettings(model=args.model, **chosen).check()
 
 
 def _eval(args) -> int:
@@ -172,24 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model on MNIST",
                        description="Train one of the article's autoencoders on MNIST with Adam. "
                        "Writes DIR/metrics.json, DIR/checkpoint.npz (after every epoch) and "
-                       "figures.")
+                       "figures. With --resume, an option not given takes the checkpoint's "
+                       "value; only --epochs may differ from it.")
     p.add_argument("model", choices=models.names(), metavar="MODEL",
                    help="one of: " + ", ".join(models.names()))
-    p.add_argument("--epochs", type=int, default=2, metavar="N",
-                   help="epochs to train (default 2)")
-    p.add_argument("--batch-size", type=int, default=128, metavar="B", help="default 128")
-    p.add_argument("--lr", type=float, default=1e-3, metavar="LR",
-                   help="Adam learning rate (default 1e-3)")
+    d = TRAIN_DEFAULTS
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
+                   help=f"epochs to train in all (default: {d['epochs']})")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help=f"images per step (default: {d['batch_size']})")
+    p.add_argument("--lr", type=float, default=None, metavar="LR",
+                   help=f"Adam learning rate (default: {d['lr']:g})")
     p.add_argument("--noise", type=float, default=None, metavar="F",
-                   help="Gaussian noise factor added to the inputs (default 0.5 for denoise, "
-                        "else 0); the loss is always against the clean image")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="seed for weights, shuffling and noise")
-    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/MODEL)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from DIR/checkpoint.npz (only --epochs may change)")
-    p.add_argument("--force", action="store_true",
-                   help="start afresh even if DIR holds an earlier run's checkpoint")
+                   help="Gaussian noise factor added to the inputs; the loss is always against "
+                        "the clean image (default: 0.5 for denoise, else 0)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help=f"seed for weights, shuffling and noise (default: {d['seed']})")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: runs/MODEL)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from DIR/checkpoint.npz with its settings")
+    again.add_argument("--force", action="store_true",
+                       help="start afresh even if DIR holds an earlier run's checkpoint")
     p.set_defaults(run=_train)
 
     p = sub.add_parser("eval", help="test loss of a checkpoint",
@@ -288,7 +312,8 @@ def main(argv=None) -> int:
         # point stdout at devnull so Python's exit-time flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (DataError, CheckpointError, TrainingError, ValueError) as err:
+    except (DataError, CheckpointError, TrainingError, ValueError, MemoryError, OSError) as err:
+        # OSError: a path that names a file where a folder is needed, or the reverse
         print(f"npae: error: {err}", file=sys.stderr)
         return 1
 

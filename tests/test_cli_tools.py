@@ -206,3 +206,43 @@ def test_gradcheck_bad_settings(capsys):
 def test_gradcheck_inputs_are_float64():
     case = build("max-pool2d", SMALL)
     assert all(np.asarray(v).dtype == np.float64 for v in case.inputs)
+
+
+# --- explain: what it refuses, and NaN in the input ---------------------------------------------
+
+def test_explain_agrees_with_the_kernel_on_nan_and_infinity(capsys):
+    # the case: the self-check compared NaN with != and reported check FAILED
+    assert main(["explain", "max-pool2d", "--input", "2x2", "--values", "nan,inf,1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "check FAILED" not in out and "-> max nan at (0,0)" in out
+    assert main(["explain", "upsample-nearest2d", "--values", "nan,1,-inf,2"]) == 0
+
+
+def test_the_explain_check_still_fails_when_a_nan_disagrees(monkeypatch):
+    from npae.tools.explain.layout import check_line
+
+    assert check_line("x", [np.nan, 1.0], [np.nan, 1.0], "k")[1]
+    assert not check_line("x", [np.nan, 1.0], [0.0, 1.0], "k")[1]
+    assert not check_line("x", [np.inf, 1.0], [-np.inf, 1.0], "k")[1]
+    assert not check_line("x", [1.0, 2.0], [1.0, 2.5], "k")[1]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["upsample-nearest2d", "--scale", "10000"], "an output of 20000x20000 is larger than an "
+                                                 "explanation shows (at most 64 pixels a side"),
+    (["upsample-nearest2d", "--scale", "1e9"], "an output of 2000000000x2000000000"),
+    (["conv2d", "--input", "100x4"], "an input of 100x4 is larger than an explanation shows"),
+    (["conv2d", "--padding", "5000"], "a padding of 5000x5000 is larger"),
+    (["conv-transpose2d", "--stride", "64"], "an output of 67x67 is larger"),
+])
+def test_explain_refuses_sizes_no_explanation_can_show_at_once(capsys, argv, says):
+    # --scale 1e9 used to hang and --scale 10000 to take 7.4 GB
+    assert main(["explain", *argv]) == 1
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+
+
+def test_explain_png_naming_a_folder_is_one_line(capsys, tmp_path):
+    assert main(["explain", "conv2d", "--png", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npae: error: ") and "Is a directory" in err and err.count("\n") == 1

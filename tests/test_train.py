@@ -527,3 +527,65 @@ def test_a_checkpoint_with_nan_parameters_warns_when_loaded(tmp_path):
 def test_evaluating_no_images_says_so():
     with pytest.raises(ValueError, match=r"evaluate: no images to score \(an empty split\)"):
         T.evaluate(models.create("linear"), np.zeros((0, 1, 28, 28), np.float32))
+
+
+# --- the command line: resume as the hint says, one line per error, defaults shown ---------------
+
+def _cli_data(monkeypatch):
+    data = _synthetic()
+    monkeypatch.setattr(T.Data, "mnist", classmethod(lambda cls, progress=True: data))
+    return data
+
+
+def test_resume_takes_the_checkpoints_settings_so_the_interrupt_hint_works(tmp_path, monkeypatch,
+                                                                           capsys):
+    # the case: `--seed 5 --batch-size 256`, then the printed hint without them
+    _cli_data(monkeypatch)
+    out = tmp_path / "D"
+    assert cli.main(["train", "linear", "--epochs", "1", "--seed", "5", "--batch-size", "96",
+                     "--out", str(out)]) == 0
+    assert cli.main(["train", "linear", "--epochs", "2", "--out", str(out), "--resume"]) == 0
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert (settings["seed"], settings["batch_size"], settings["epochs"]) == (5, 96, 2)
+    capsys.readouterr()
+    # an explicit different value is still refused
+    assert cli.main(["train", "linear", "--epochs", "3", "--seed", "6", "--out", str(out),
+                     "--resume"]) == 1
+    assert "seed: 5 in the checkpoint, 6 now" in capsys.readouterr().err
+    # without --epochs, resume aims at the epochs the checkpoint was trained for: nothing to do
+    assert cli.main(["train", "linear", "--out", str(out), "--resume"]) == 0
+
+
+def test_resume_and_force_together_are_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "linear", "--out", str(tmp_path), "--resume", "--force"])
+    assert stop.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_train_prints_the_test_loss_once(tmp_path, monkeypatch, capsys):
+    _cli_data(monkeypatch)
+    assert cli.main(["train", "linear", "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    both = capsys.readouterr()
+    assert (both.out + both.err).count("test loss") == 1
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_out_that_cannot_be_a_folder_is_one_line_before_mnist_loads(tmp_path, monkeypatch,
+                                                                       capsys, where):
+    monkeypatch.setattr(T.Data, "mnist", classmethod(
+        lambda cls, progress=True: pytest.fail("MNIST loaded before --out was checked")))
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    out = a_file if where == "a file" else a_file / "run"
+    assert cli.main(["train", "linear", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"npae: error: cannot write the run folder {out}") and \
+        err.count("\n") == 1
+
+
+def test_train_help_shows_every_default():
+    text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for default in ("(default: 2)", "(default: 128)", "(default: 0.001)", "(default: 0)",
+                    "(default: runs/MODEL)", "(default: 0.5 for denoise, else 0)"):
+        assert default in " ".join(text.split()), default

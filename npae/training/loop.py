@@ -136,7 +136,7 @@ def _train(settings, out, resume, data, progress, log, overwrite):
         )
     if resume and ckpt_path.exists():
         meta = checkpoint.read_meta(ckpt_path)
-        saved = _saved_settings(ckpt_path, meta)
+        saved = saved_settings(ckpt_path, meta)
         if meta["model"] != settings.model:
             raise TrainingError(
                 f"{ckpt_path} holds a {meta['model']!r} model; cannot resume it as "
@@ -238,7 +238,6 @@ def _train(settings, out, resume, data, progress, log, overwrite):
         _write_json(out / METRICS, _metrics(settings, model, history, None, ckpt_path))
 
     test_loss = evaluate(model, data.test, settings.noise, settings.seed)
-    log(f"npae: {settings.model} test loss {test_loss:.5f} ({len(data.test):,} test images)")
     metrics = _metrics(settings, model, history, test_loss, ckpt_path,
                        wall=wall_before + time.perf_counter() - wall_start)
     _write_json(out / METRICS, metrics)
@@ -264,7 +263,7 @@ def _metrics(settings, model, history, test_loss, ckpt_path, wall=None):
 def load_model(ckpt_path):
     """(model, meta) from a checkpoint written by train()."""
     meta = checkpoint.read_meta(ckpt_path)
-    _saved_settings(ckpt_path, meta)
+    saved_settings(ckpt_path, meta)
     name = meta["model"]
     if name not in models.MODELS:
         raise checkpoint.CheckpointError(f"{ckpt_path}: unknown model {name!r}")
@@ -278,7 +277,7 @@ RUN_META = {"model": str, "settings": dict, "epochs_done": int, "history": list,
             "rng_state": dict}
 
 
-def _saved_settings(ckpt_path, meta) -> TrainSettings:
+def saved_settings(ckpt_path, meta) -> TrainSettings:
     """The settings a checkpoint was trained with, checked like the command line's."""
     checkpoint.require(ckpt_path, meta, RUN_META)
     try:

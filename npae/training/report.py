@@ -7,6 +7,7 @@ npae.models, writes their figures, a checkerboard comparison of the decoders, an
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -101,6 +102,8 @@ def demo(out, epochs=1) -> Path:
         settings = TrainSettings(model=name, epochs=epochs,
                             noise=models.DEFAULT_NOISE.get(name, 0.0)).check()
         metrics, model = train(settings, out / name, data=data, overwrite=True)
+        print(f"npae: {name} test loss {metrics['test_loss']:.5f} ({len(data.test):,} test "
+              f"images)", file=sys.stderr)
         model_figures(model, settings, data, out / name, metrics["epochs"])
         trained[name] = model
         rows.append(metrics)

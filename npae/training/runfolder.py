@@ -39,7 +39,7 @@ def claim(out: Path):
     """Create ``out``, check it is writable, lock it for this process (TrainingError if another
     run holds it) and remove stale temporary files; release the lock on exit."""
     out = Path(out)
-    _make_writable_folder(out)
+    check_writable(out)
     fd = _lock(out)
     owner = out / OWNER
     try:
@@ -56,7 +56,8 @@ def claim(out: Path):
             os.close(fd)  # closing the descriptor releases the flock
 
 
-def _make_writable_folder(out: Path) -> None:
+def check_writable(out: Path) -> None:
+    """Create ``out`` and prove it writable, or raise TrainingError in one line."""
     # A full epoch is lost if the folder turns out to be unwritable only when the first
     # checkpoint is saved, so try it now.
     try:

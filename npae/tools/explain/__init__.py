@@ -37,6 +37,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from npae.engine.tensor import no_grad
+from npae.tools.explain.example import check_settings
 from npae.tools.explain.layout import WIDTH, wrap_prose
 from npae.tools.parts import Explanation
 from npae.tools.settings import ExplainSettings
@@ -51,6 +52,7 @@ def explain(op: str, settings: ExplainSettings | None = None) -> Explanation:
     from npae.tools.registry import get_explained
 
     entry = get_explained(op, "explain")
+    check_settings(settings or ExplainSettings())
     with no_grad():
         e = entry.explain(settings or ExplainSettings())
     e.op = entry.name

@@ -20,7 +20,7 @@ from npae.engine.shapes import format_hw as hw
 from npae.ops.conv_transpose2d import ConvTranspose2d
 from npae.tools.explain import drawing as D
 from npae.tools.explain.conv2d import conv_matrix
-from npae.tools.explain.example import as_tensor, input_hw, values
+from npae.tools.explain.example import as_tensor, check_side, input_hw, values
 from npae.tools.explain.layout import (
     MAX_LISTED,
     check_line,
@@ -48,6 +48,7 @@ def explain(s: ExplainSettings) -> Explanation:
     g, out_pad = conv_transpose2d_geometry(op, in_hw, kernel, stride, s.padding,
                                            s.output_padding, s.dilation)
     out_hw = (g.oh, g.ow)
+    check_side("an output", out_hw, "--input, --kernel or --stride")
     rng = np.random.default_rng(s.seed)
     x = values(s.values, in_hw, "--values", rng, 1, 4)
     k = values(s.weights, kernel, "--weights", rng, -2, 2)

@@ -24,6 +24,29 @@ def values(given, shape, what, rng, low, high) -> np.ndarray:
     return np.asarray(given, dtype=np.float64).reshape(shape)
 
 
+# An explanation lists windows and sums a reader follows by eye: beyond this many pixels a side
+# (input, output or window) it teaches nothing, and it would take memory and minutes to build.
+MAX_SIDE = 64
+
+
+def check_side(what: str, size, option: str) -> None:
+    """ValueError when ``size`` (HxW) is larger than an explanation shows."""
+    if size is not None and max(size) > MAX_SIDE:
+        raise ValueError(
+            f"explain: {what} of {hw(size)} is larger than an explanation shows (at most "
+            f"{MAX_SIDE} pixels a side: it lists every window and sum for you to follow); "
+            f"choose a smaller {option}"
+        )
+
+
+def check_settings(s: ExplainSettings) -> None:
+    """Every size the options give, checked before any work."""
+    for name, what in (("input", "an input"), ("kernel", "a kernel"), ("stride", "a stride"),
+                       ("padding", "a padding"), ("dilation", "a dilation"),
+                       ("output_padding", "an output padding")):
+        check_side(what, getattr(s, name), "--" + name.replace("_", "-"))
+
+
 def input_hw(s: ExplainSettings, default: tuple[int, int]) -> tuple[int, int]:
     """The input size: --input, else the square that --values fills, else the op's default."""
     if s.input is not None:

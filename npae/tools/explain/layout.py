@@ -160,17 +160,25 @@ def matrix_lines(m, out_hw, in_hw, out_name="y", in_name="x") -> list[str]:
 
 # ------------------------------------------------------------------------------ the check
 def _max_diff(a, b) -> float:
+    """The largest difference where both are finite; inf where they differ otherwise (a NaN
+    against a number, or infinities of different sign). A NaN against a NaN, or an infinity
+    against the same infinity, is agreement: --values may hold them."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         return float("inf")
-    return float(np.max(np.abs(a - b))) if a.size else 0.0
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    if not same[~(np.isfinite(a) & np.isfinite(b))].all():
+        return float("inf")
+    finite = np.isfinite(a) & np.isfinite(b)
+    return float(np.max(np.abs(a[finite] - b[finite]))) if finite.any() else 0.0
 
 
 def _agree(a, b) -> bool:
     """Equal up to float64 rounding of a differently ordered sum (exact for integer values)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(1.0, float(np.max(np.abs(b))) if b.size else 1.0)
-    return _max_diff(a, b) <= 1e-12 * scale * max(1, a.size)
+    b = np.asarray(b, dtype=np.float64)
+    finite = b[np.isfinite(b)]
+    scale = max(1.0, float(np.max(np.abs(finite))) if finite.size else 1.0)
+    return _max_diff(a, b) <= 1e-12 * scale * max(1, b.size)
 
 
 def check_line(what: str, hand, kernel_out, source: str) -> tuple[str, bool]:

@@ -4,6 +4,7 @@ upsample-nearest2d`` (and its planted bug: copies not summed), and its page in d
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from npae.engine.shapes import format_hw as hw
 from npae.engine.shapes import upsample_nearest2d_plan, upsample_size_text
 from npae.ops.upsample_nearest2d import UpsampleNearest2d
 from npae.tools.explain import drawing as D
-from npae.tools.explain.example import as_tensor, input_hw, values
+from npae.tools.explain.example import as_tensor, check_side, input_hw, values
 from npae.tools.explain.layout import (
     check_line,
     grid,
@@ -32,6 +33,9 @@ def explain(s: ExplainSettings) -> Explanation:
     op = "upsample_nearest2d"
     in_hw = input_hw(s, (2, 2))
     scale = float(s.scale)
+    if math.isfinite(scale) and scale > 0:  # else the plan says what is wrong with it
+        check_side("an output", (math.floor(in_hw[0] * scale), math.floor(in_hw[1] * scale)),
+                   "--input or --scale")
     oh, ow, rows, cols = upsample_nearest2d_plan(op, in_hw, scale_factor=scale)
     rng = np.random.default_rng(s.seed)
     x = values(s.values, in_hw, "--values", rng, 1, 9)
