@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from npae.benchmarks import cases, npae_side, numpy_side, suite
+from npae.benchmarks import cases, npae_side, numpy_side, suite, timing
 
 from npae import cli
 
@@ -35,11 +35,11 @@ def test_pool_and_transpose_shapes():
 
 def test_interleaved_runs_every_callable_in_turn():
     order = []
-    times = suite.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                              repeats=3, warmup=1)
+    times = timing.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                               repeats=3, warmup=1)
     assert order == ["a", "b"] * 4
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
-    s = suite.summary([1.0, 2.0, 3.0, 4.0, 100.0])
+    s = timing.summary([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s["median_s"] == 3.0 and s["min_s"] == 1.0 and s["runs"] == 5
 
 
