@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 import npae
+from npae.models import names as model_names
 
 from . import npae_side, torch_side
 from .cases import op_cases
-from .suite import MODELS, interleaved, summary
+from .timing import interleaved, summary
 
 
 def _synced(fn, sync):
@@ -79,7 +80,7 @@ def main(args) -> int:
 
     if "train" not in args.skip:
         print("\ntraining throughput (images/s, one Adam step per batch)")
-        for name in MODELS:
+        for name in model_names():
             for batch in (20, 128):
                 steps = {"npae": _synced(npae_side.train_step(name, batch, device="cuda"),
                                          sync_cupy)}

@@ -43,33 +43,11 @@ import numpy as np
 # (npae.engine.config) sets its short spin, GOMP_SPINCOUNT, before either pool starts (Numba's
 # at the first kernel call, PyTorch's when torch_side first imports torch), so both pools get it;
 # the setting is recorded with the results.
+from npae.models import names as model_names
+
 from . import npae_side, numpy_side, torch_side
 from .cases import op_cases
-
-MODELS = ["linear", "conv-transpose", "conv-upsample", "conv-unpool", "conv-strided", "denoise",
-          "vae"]
-
-
-# ----------------------------------------------------------------------------- timing
-def interleaved(fns: dict, repeats: int, warmup: int = 2) -> dict:
-    """Seconds per call for each named callable: {name: [t, ...]}, calls interleaved."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
-def summary(samples) -> dict:
-    a = np.asarray(samples)
-    q1, med, q3 = np.percentile(a, [25, 50, 75])
-    return {"median_s": float(med), "iqr_s": float(q3 - q1), "min_s": float(a.min()),
-            "runs": len(a)}
+from .timing import interleaved, summary
 
 
 # ----------------------------------------------------------------------------- roofline
@@ -118,7 +96,7 @@ def bench_ops(roof, quick, with_torch, log, batch=128) -> list:
 
 def bench_training(quick, with_torch, log) -> list:
     rows = []
-    for name in MODELS:
+    for name in model_names():
         for batch in (20, 128):
             steps = {"npae": npae_side.train_step(name, batch)}
             if with_torch:

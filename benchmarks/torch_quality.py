@@ -23,34 +23,13 @@ from npae.engine.tensor import Tensor, no_grad
 from npae.optim import Adam
 from npae.training.loop import Data, evaluate
 
-# npae parameter name for each PyTorch one (the layers of models.create("conv-transpose"))
-NAMES = {"conv1": "encoder.0", "conv2": "encoder.3", "t1": "decoder.0", "t2": "decoder.2"}
+from . import torch_side
 
-
-def torch_model(torch):
-    nn, F = torch.nn, torch.nn.functional
-
-    class ConvTranspose(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-            self.conv2 = nn.Conv2d(16, 4, 3, padding=1)
-            self.t1 = nn.ConvTranspose2d(4, 16, 2, stride=2)
-            self.t2 = nn.ConvTranspose2d(16, 1, 2, stride=2)
-
-        def encode(self, x):
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            return F.max_pool2d(F.relu(self.conv2(x)), 2)
-
-        def forward(self, x):
-            return torch.sigmoid(self.t2(F.relu(self.t1(self.encode(x)))))
-
-    return ConvTranspose()
+MODEL = "conv-transpose"
 
 
 def train_torch(torch, weights, data, epochs, seed):
-    F = torch.nn.functional
-    model = torch_model(torch)
+    model = torch_side.model(MODEL)
     model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     train = torch.tensor(data.train)
@@ -60,22 +39,19 @@ def train_torch(torch, weights, data, epochs, seed):
         for i in range(0, len(train), 128):
             xb = train[order[i:i + 128]]
             opt.zero_grad()
-            F.mse_loss(model(xb), xb).backward()
+            model.loss(xb, xb).backward()
             opt.step()
     test = torch.tensor(data.test)
     with torch.no_grad():
-        loss = np.mean([F.mse_loss(model(test[i:i + 1000]), test[i:i + 1000]).item()
+        loss = np.mean([model.loss(test[i:i + 1000], test[i:i + 1000]).item()
                         for i in range(0, len(test), 1000)])
-        code = model.encode(test[:1000]).numpy()
+        code = model.encoder(test[:1000]).numpy()
     return float(loss), _dead(code)
 
 
 def train_npae(weights, data, epochs, seed):
-    model = models.create("conv-transpose")
-    params = dict(model.named_parameters())
-    for name, value in weights.items():
-        layer, kind = name.split(".")
-        params[f"{NAMES[layer]}.{kind}"].data = np.array(value, dtype=np.float32)
+    model = models.create(MODEL)
+    model.load_state_dict(weights)
     opt = Adam(model.parameters(), lr=1e-3)
     for epoch in range(epochs):
         for (xb,) in batches((data.train,), 128, shuffle=True, seed=seed, epoch=epoch):
@@ -95,14 +71,12 @@ def npae_init(seed):
     import npae
 
     npae.manual_seed(seed)
-    params = dict(models.create("conv-transpose").named_parameters())
-    return {f"{t}.{k}": params[f"{n}.{k}"].data.copy() for t, n in NAMES.items()
-            for k in ("weight", "bias")}
+    return dict(models.create(MODEL).state_dict())
 
 
 def torch_init(torch, seed):
     torch.manual_seed(seed)
-    return {k: v.detach().numpy().copy() for k, v in torch_model(torch).state_dict().items()}
+    return {k: v.detach().numpy().copy() for k, v in torch_side.model(MODEL).state_dict().items()}
 
 
 def main(argv=None) -> int:

@@ -8,18 +8,20 @@ whether it is there, and every function that needs it imports it when called.
 
 Each returns zero-argument callables over inputs allocated once, so a timer measures the op
 (or the training step) and not the allocation of its inputs. Names and arguments are PyTorch's
-functional ones, which are npae's too; the models mirror ``npae.models.create(name)`` layer for
-layer, with the same parameter names, so ``copy_weights`` can move npae's weights across.
+functional ones, which are npae's too; the models are built with torch.nn from the descriptions
+npae builds its own from (npae/models/architectures.py), so they match ``npae.models.create(name)``
+layer for layer, with the same parameter names, and ``copy_weights`` can move npae's weights
+across.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
+from npae.models import architectures as arch
+
 OPS = ("conv2d", "conv_transpose2d", "max_pool2d", "max_unpool2d", "upsample_nearest2d",
        "linear", "linear_ae")
-MODELS = ("linear", "conv-transpose", "conv-upsample", "conv-unpool", "conv-strided",
-          "denoise", "vae")
 
 # PyTorch lets the inter-op pool be sized once per process, before any parallel work
 _interop_set = False
@@ -176,7 +178,9 @@ _classes = {}
 
 
 def _model_classes():
-    """The model classes, built once on first use (they subclass torch.nn.Module)."""
+    """The torch.nn.Module classes around the descriptions, made once on first use. Like npae's
+    (npae/models/modules.py) they hold only the forward pass and the loss: the layers come from
+    npae/models/architectures.py."""
     if _classes:
         return _classes
     import torch
@@ -195,44 +199,34 @@ def _model_classes():
         def loss(self, x_in, target):
             return F.mse_loss(self(x_in), target)
 
-    class UnpoolAutoencoder(nn.Module):
-        def __init__(self):
+    class Chain(nn.Module):
+        def __init__(self, description):
             super().__init__()
-            self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-            self.pool1 = nn.MaxPool2d(2, return_indices=True)
-            self.conv2 = nn.Conv2d(16, 4, 3, padding=1)
-            self.pool2 = nn.MaxPool2d(2, return_indices=True)
-            self.unpool2 = nn.MaxUnpool2d(2)
-            self.deconv2 = nn.Conv2d(4, 16, 3, padding=1)
-            self.unpool1 = nn.MaxUnpool2d(2)
-            self.deconv1 = nn.Conv2d(16, 1, 3, padding=1)
+            self.steps = arch.build_steps(self, description.layers, nn)
 
         def forward(self, x):
-            h, idx1 = self.pool1(F.relu(self.conv1(x)))              # 16 x 14 x 14
-            h, idx2 = self.pool2(F.relu(self.conv2(h)))              # 4 x 7 x 7
-            h = F.relu(self.deconv2(self.unpool2(h, idx2)))          # 16 x 14 x 14
-            return torch.sigmoid(self.deconv1(self.unpool1(h, idx1)))  # 1 x 28 x 28
+            return arch.run(self.steps, x)
 
         def loss(self, x_in, target):
             return F.mse_loss(self(x_in), target)
 
     class VAE(nn.Module):
-        latent = 20
-
-        def __init__(self):
+        def __init__(self, description):
             super().__init__()
-            self.fc1 = nn.Linear(784, 400)
-            self.fc_mu = nn.Linear(400, self.latent)
-            self.fc_logvar = nn.Linear(400, self.latent)
-            self.fc3 = nn.Linear(self.latent, 400)
-            self.fc4 = nn.Linear(400, 784)
+            self.encoder_steps = arch.build_steps(self, description.encoder, nn)
+            self.head_steps = arch.build_steps(self, (description.mu, description.logvar), nn)
+            self.decoder_steps = arch.build_steps(self, description.decoder, nn)
+            self.output_steps = arch.build_steps(self, description.output, nn)
 
         def encode(self, x):
-            h = F.relu(self.fc1(x.reshape(x.shape[0], 784)))
-            return self.fc_mu(h), self.fc_logvar(h)
+            h = arch.run(self.encoder_steps, x)
+            return tuple(head(h) for _, head in self.head_steps)
 
         def decode_logits(self, z):
-            return self.fc4(F.relu(self.fc3(z)))
+            return arch.run(self.decoder_steps, z)
+
+        def decode(self, z):
+            return arch.run(self.output_steps, self.decode_logits(z))
 
         def forward(self, x):
             mu, logvar = self.encode(x)
@@ -243,68 +237,29 @@ def _model_classes():
             # negative ELBO per image, as npae's VAE.loss
             logits, mu, logvar = self(x_in)
             n = target.shape[0]
-            bce = F.binary_cross_entropy_with_logits(logits, target.reshape(n, 784),
+            bce = F.binary_cross_entropy_with_logits(logits, target.reshape(n, logits.shape[1]),
                                                      reduction="sum")
             kld = -0.5 * (1 + logvar - mu * mu - logvar.exp()).sum()
             return (bce + kld) / n
 
-    _classes.update(Autoencoder=Autoencoder, UnpoolAutoencoder=UnpoolAutoencoder, VAE=VAE)
+    _classes.update(Autoencoder=Autoencoder, Chain=Chain, VAE=VAE)
     return _classes
 
 
-def _pooling_encoder(nn):
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 16 x 14 x 14
-        nn.Conv2d(16, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 4 x 7 x 7
-    )
-
-
 def model(name):
-    """A freshly initialised torch.nn.Module with the layers of ``npae.models.create(name)``, in
-    the same order and under the same parameter names, and a ``loss(x_in, target)`` method
+    """A freshly initialised torch.nn.Module built from the description of
+    ``npae.models.create(name)`` (npae/models/architectures.py): the same layers, initialised in
+    the same order, under the same parameter names, and a ``loss(x_in, target)`` method
     computing npae's training loss for it."""
     from torch import nn
 
-    if name not in MODELS:
-        raise ValueError(f"torch_side.model: unknown model {name!r}; choose one of: "
-                         f"{', '.join(MODELS)}")
+    d = arch.architecture(name)
     classes = _model_classes()
-    ae = classes["Autoencoder"]
-    if name == "linear":
-        return ae(nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU()),
-                  nn.Sequential(nn.Linear(32, 784), nn.Sigmoid(), nn.Unflatten(1, (1, 28, 28))))
-    if name == "conv-transpose":
-        return ae(_pooling_encoder(nn), nn.Sequential(
-            nn.ConvTranspose2d(4, 16, 2, stride=2), nn.ReLU(),       # 16 x 14 x 14
-            nn.ConvTranspose2d(16, 1, 2, stride=2), nn.Sigmoid(),    # 1 x 28 x 28
-        ))
-    if name == "conv-upsample":
-        return ae(_pooling_encoder(nn), nn.Sequential(
-            nn.Upsample(scale_factor=2), nn.Conv2d(4, 16, 3, padding=1), nn.ReLU(),
-            nn.Upsample(scale_factor=2), nn.Conv2d(16, 1, 3, padding=1), nn.Sigmoid(),
-        ))
-    if name == "conv-unpool":
-        return classes["UnpoolAutoencoder"]()
-    if name == "conv-strided":
-        return ae(nn.Sequential(
-            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),     # 16 x 14 x 14
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),    # 32 x 7 x 7
-        ), nn.Sequential(
-            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),
-        ))
-    if name == "denoise":
-        return ae(nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 32 x 14 x 14
-            nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 16 x 7 x 7
-            nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 8 x 3 x 3
-        ), nn.Sequential(
-            nn.ConvTranspose2d(8, 8, 3, stride=2), nn.ReLU(),             # 8 x 7 x 7
-            nn.ConvTranspose2d(8, 16, 2, stride=2), nn.ReLU(),            # 16 x 14 x 14
-            nn.ConvTranspose2d(16, 32, 2, stride=2), nn.ReLU(),           # 32 x 28 x 28
-            nn.Conv2d(32, 1, 3, padding=1), nn.Sigmoid(),                 # 1 x 28 x 28
-        ))
-    return classes["VAE"]()
+    if isinstance(d, arch.Autoencoder):
+        return classes["Autoencoder"](*arch.encoder_decoder(d, nn))
+    if isinstance(d, arch.Chain):
+        return classes["Chain"](d)
+    return classes["VAE"](d)
 
 
 def copy_weights(torch_model, npae_model) -> None:
@@ -319,10 +274,6 @@ def copy_weights(torch_model, npae_model) -> None:
     with torch.no_grad():
         for k, p in params.items():
             p.copy_(torch.as_tensor(arrays[k], dtype=p.dtype))
-
-
-# models trained on noisy inputs (npae.models.DEFAULT_NOISE)
-NOISE = {"denoise": 0.5}
 
 
 def train_step(name, batch_size, dtype="float32", seed=0, device="cpu"):
@@ -340,9 +291,9 @@ def train_step(name, batch_size, dtype="float32", seed=0, device="cpu"):
     gen = torch.Generator().manual_seed(seed)
     target = torch.rand((batch_size, 1, 28, 28), generator=gen, dtype=dt)
     x_in = target
-    if name in NOISE:
+    if name in arch.DEFAULT_NOISE:
         noise = torch.randn(target.shape, generator=gen, dtype=dt)
-        x_in = (target + NOISE[name] * noise).clamp_(0, 1)
+        x_in = (target + arch.DEFAULT_NOISE[name] * noise).clamp_(0, 1)
     x_in, target = x_in.to(device), target.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from npae.benchmarks import cases, npae_side, numpy_side, suite
+from npae.benchmarks import cases, npae_side, numpy_side, suite, timing, torch_side
 
-from npae import cli
+import npae
+from npae import Tensor, cli, models
 
 
 def test_conv_work_counts_by_hand():
@@ -35,11 +36,11 @@ def test_pool_and_transpose_shapes():
 
 def test_interleaved_runs_every_callable_in_turn():
     order = []
-    times = suite.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                              repeats=3, warmup=1)
+    times = timing.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                               repeats=3, warmup=1)
     assert order == ["a", "b"] * 4
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
-    s = suite.summary([1.0, 2.0, 3.0, 4.0, 100.0])
+    s = timing.summary([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s["median_s"] == 3.0 and s["min_s"] == 1.0 and s["runs"] == 5
 
 
@@ -75,3 +76,48 @@ def test_bench_ops_rows_have_every_field():
         assert row["times"]["npae"]["median_s"] > 0 and row["floor_s"] > 0
         assert row["npae_over_floor"] > 0 and row["numpy_over_npae"] > 0
     assert lines[0].startswith("operation (batch 2)")
+
+
+# ------------------------------------------------------------- the PyTorch twins of the models
+# torch_side builds each model with torch.nn; copy_weights moves npae's weights across by name,
+# and the training throughput compares the two only if they compute the same thing.
+@pytest.mark.parametrize("name", models.names())
+def test_torch_twin_has_npae_parameter_names_and_shapes_in_order(name):
+    pytest.importorskip("torch")
+    npae.manual_seed(0)
+    ours = [(k, p.shape) for k, p in models.create(name).named_parameters()]
+    theirs = [(k, tuple(p.shape)) for k, p in torch_side.model(name).named_parameters()]
+    assert theirs == ours
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_torch_twin_computes_what_npae_computes_on_the_same_weights(name):
+    torch = pytest.importorskip("torch")
+    npae.manual_seed(0)
+    ours = models.create(name)
+    theirs = torch_side.model(name)
+    torch_side.copy_weights(theirs, ours)
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 1, 28, 28), dtype=np.float32)
+    tol = {"rtol": 1e-4, "atol": 1e-6}
+    if name == "vae":
+        # forward samples its code (each framework from its own generator): compare the parts
+        for a, b in zip(ours.encode(Tensor(x)), theirs.encode(torch.from_numpy(x)), strict=True):
+            np.testing.assert_allclose(a.data, b.detach().numpy(), **tol)
+        z = rng.standard_normal((3, 20)).astype(np.float32)
+        np.testing.assert_allclose(ours.decode_logits(Tensor(z)).data,
+                                   theirs.decode_logits(torch.from_numpy(z)).detach().numpy(),
+                                   **tol)
+        return
+    np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).detach().numpy(),
+                               **tol)
+    # the loss, and its gradient for every parameter
+    target = rng.random((3, 1, 28, 28), dtype=np.float32)
+    loss = ours.loss(Tensor(x), Tensor(target))
+    loss.backward()
+    torch_loss = theirs.loss(torch.from_numpy(x), torch.from_numpy(target))
+    torch_loss.backward()
+    np.testing.assert_allclose(loss.item(), torch_loss.item(), rtol=1e-5)
+    grads = {k: p.grad for k, p in theirs.named_parameters()}
+    for k, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, grads[k].numpy(), rtol=1e-3, atol=1e-6, err_msg=k)

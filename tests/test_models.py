@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import npae
+import npae.functional as F
 from npae import Tensor, models, nn, optim
 
 NAMES = ["linear", "conv-transpose", "conv-upsample", "conv-unpool", "conv-strided", "denoise",
@@ -336,3 +337,127 @@ def test_vae_loss_depends_on_the_sample():
     x = _images()
     assert _loss(model, x, x, seed=1).item() != _loss(model, x, x, seed=2).item()
     assert _loss(model, x, x, seed=1).item() == _loss(model, x, x, seed=1).item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeded weights: the order each model draws its layers' initial weights in
+# ---------------------------------------------------------------------------------------------
+
+# Parameter prefix and the layer that owns it, in the order the global generator initialises
+# them: saved checkpoints (and Adam's state, kept per parameter in this order) and the quality
+# table's seeds depend on it. conv-transpose and conv-upsample have always drawn their decoder
+# first.
+def _new_conv(cin, cout, **kw):
+    return lambda: nn.Conv2d(cin, cout, 3, **kw)
+
+
+def _new_tconv(cin, cout, k, **kw):
+    return lambda: nn.ConvTranspose2d(cin, cout, k, **kw)
+
+
+POOLING_ENCODER_INIT = [("encoder.0", _new_conv(1, 16, padding=1)),
+                        ("encoder.3", _new_conv(16, 4, padding=1))]
+
+INIT_ORDER = {
+    "linear": [("encoder.1", lambda: nn.Linear(784, 32)),
+               ("decoder.0", lambda: nn.Linear(32, 784))],
+    "conv-transpose": [("decoder.0", _new_tconv(4, 16, 2, stride=2)),
+                       ("decoder.2", _new_tconv(16, 1, 2, stride=2))] + POOLING_ENCODER_INIT,
+    "conv-upsample": [("decoder.1", _new_conv(4, 16, padding=1)),
+                      ("decoder.4", _new_conv(16, 1, padding=1))] + POOLING_ENCODER_INIT,
+    "conv-unpool": [("conv1", _new_conv(1, 16, padding=1)),
+                    ("conv2", _new_conv(16, 4, padding=1)),
+                    ("deconv2", _new_conv(4, 16, padding=1)),
+                    ("deconv1", _new_conv(16, 1, padding=1))],
+    "conv-strided": [("encoder.0", _new_conv(1, 16, stride=2, padding=1)),
+                     ("encoder.2", _new_conv(16, 32, stride=2, padding=1)),
+                     ("decoder.0", _new_tconv(32, 16, 3, stride=2, padding=1, output_padding=1)),
+                     ("decoder.2", _new_tconv(16, 1, 3, stride=2, padding=1, output_padding=1))],
+    "denoise": [("encoder.0", _new_conv(1, 32, padding=1)),
+                ("encoder.3", _new_conv(32, 16, padding=1)),
+                ("encoder.6", _new_conv(16, 8, padding=1)),
+                ("decoder.0", _new_tconv(8, 8, 3, stride=2)),
+                ("decoder.2", _new_tconv(8, 16, 2, stride=2)),
+                ("decoder.4", _new_tconv(16, 32, 2, stride=2)),
+                ("decoder.6", _new_conv(32, 1, padding=1))],
+    "vae": [("fc1", lambda: nn.Linear(784, 400)), ("fc_mu", lambda: nn.Linear(400, 20)),
+            ("fc_logvar", lambda: nn.Linear(400, 20)), ("fc3", lambda: nn.Linear(20, 400)),
+            ("fc4", lambda: nn.Linear(400, 784))],
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("seed", [0, 7])
+def test_seeded_weights_are_drawn_layer_by_layer_in_the_models_order(name, seed):
+    npae.manual_seed(seed)
+    expected = {f"{prefix}.{k}": v for prefix, make in INIT_ORDER[name]
+                for k, v in make().state_dict().items()}
+    after = npae.engine.random.generator().standard_normal(3)
+    got = _create(name, seed).state_dict()
+    assert got.keys() == expected.keys()
+    for k, v in got.items():
+        assert v.dtype == expected[k].dtype and v.shape == expected[k].shape, k
+        assert v.tobytes() == expected[k].tobytes(), k
+    # and nothing else drew from the generator
+    assert_array_equal(npae.engine.random.generator().standard_normal(3), after)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameter_names_in_order(name):
+    # an encoder's parameters come before its decoder's, whichever was initialised first
+    names = [f"{prefix}.{k}" for prefix, _ in INIT_ORDER[name] for k in ("weight", "bias")]
+    names.sort(key=lambda k: k.startswith("decoder."))
+    assert [k for k, _ in _create(name).named_parameters()] == names
+
+
+# ---------------------------------------------------------------------------------------------
+# The descriptions the models are built from (npae/models/architectures.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_model_is_described_and_built_from_its_description():
+    assert list(models.ARCHITECTURES) == models.names() == list(models.MODELS)
+    for name in NAMES:
+        d = models.architecture(name)
+        model = _create(name)
+        if d.stack is None:
+            continue
+        # the modules the model runs, in order, are the description's layers
+        if isinstance(model, models.Autoencoder):
+            ran = list(model.encoder) + list(model.decoder)
+        else:
+            ran = [m for _, m in model.steps]
+        assert [type(m).__name__ for m in ran] == [layer.kind for layer in d.stack], name
+
+
+def test_unknown_architecture_is_an_error_listing_the_names():
+    with pytest.raises(ValueError, match="unknown model 'nonsense'; choose one of: linear, "):
+        models.architecture("nonsense")
+
+
+def test_a_chain_checks_its_pooling_indices_when_described():
+    from npae.models.architectures import Autoencoder, Chain, layer
+
+    with pytest.raises(ValueError, match="reads the indices of 'pool9', which no earlier pool"):
+        Chain((layer("MaxPool2d", 2, return_indices=True, name="pool1"),
+               layer("MaxUnpool2d", 2, indices="pool9")))
+    with pytest.raises(ValueError, match="keeps its indices needs a name"):
+        Chain((layer("MaxPool2d", 2, return_indices=True),))
+    with pytest.raises(ValueError, match="two layers are named 'a'"):
+        Chain((layer("ReLU", name="a"), layer("ReLU", name="a")))
+    with pytest.raises(ValueError, match="use a Chain"):
+        Autoencoder((layer("MaxPool2d", 2, return_indices=True),), ())
+
+
+def test_a_chain_runs_a_new_description():
+    # a two-level unpooling model written only as a description: the pools hand over indices
+    from npae.models.architectures import Chain, layer
+
+    d = Chain((layer("Conv2d", 1, 2, 3, padding=1, name="enc"),
+               layer("MaxPool2d", 2, return_indices=True, name="pool"),
+               layer("MaxUnpool2d", 2, indices="pool"), layer("Sigmoid")))
+    model = models.Chain(d)
+    assert [k for k, _ in model.named_parameters()] == ["enc.weight", "enc.bias"]
+    x = Tensor(_images())
+    h, idx = F.max_pool2d(model.enc(x), 2, return_indices=True)
+    assert_array_equal(model(x).data, F.sigmoid(F.max_unpool2d(h, idx, 2)).data)

@@ -157,20 +157,17 @@ def parse_layers(text: str) -> list[Layer]:
 
 
 def layers_from_model(name: str) -> list[Layer]:
-    """The layer stack of one of npae.models, in the order its forward applies it."""
+    """The layer stack of one of npae.models, in the order its forward applies it, read from
+    the model's description (npae/models/architectures.py)."""
     from npae import models, nn
+    from npae.models.architectures import build
 
-    model = models.create(name)
-    if isinstance(model, models.UnpoolAutoencoder):
-        modules = [model.conv1, nn.ReLU(), model.pool1, model.conv2, nn.ReLU(), model.pool2,
-                   model.unpool2, model.deconv2, nn.ReLU(), model.unpool1, model.deconv1,
-                   nn.Sigmoid()]
-    elif isinstance(model, models.Autoencoder):
-        modules = list(model.encoder) + list(model.decoder)
-    else:
+    stack = models.architecture(name).stack
+    if stack is None:
         raise ValueError(f"model {name!r} samples its code in forward and has no plain layer "
                          f"stack; give its layers with --layers")
-    return [_layer_of(m) for m in modules]
+    # each layer built as the model builds it, so its settings are read as the model has them
+    return [_layer_of(build(layer, nn)) for layer in stack]
 
 
 def _layer_of(m) -> Layer:
