@@ -58,6 +58,9 @@ class OpInfo:
     constant_inputs: tuple = ()  # float inputs that are not differentiated (a loss weight)
     # when the reference takes the parameters differently: call_ref(ref, *inputs, **params)
     call_ref: Callable | None = None
+    # cases for gradcheck when ``cases`` reaches points where finite differences cannot work
+    # (a kink, the edge of the domain); None: the same cases
+    grad_cases: Any = None
     fn: Callable = field(init=False)  # npae.functional op: fn(*inputs, **params) -> Tensor
     ref: Callable = field(init=False)  # reference: ref(*inputs, **params) -> float64 array
 
@@ -206,6 +209,17 @@ def upsample_cases(draw):
     return Case((_seeded(draw).standard_normal((n, c, *hw)),), params)
 
 
+@st.composite
+def interpolate_cases(draw):
+    """upsample's cases through F.interpolate, PyTorch's entry point: mode='nearest'."""
+    case = draw(upsample_cases())
+    return Case(case.inputs, dict(case.params, mode="nearest"))
+
+
+def _interpolate_ref(ref, x, scale_factor=None, size=None, mode="nearest"):
+    return _upsample_ref(ref, x, scale_factor, size)
+
+
 def _upsample_ref(ref, x, scale_factor=None, size=None):
     h, w = x.shape[2:]
     if size is not None:
@@ -234,11 +248,24 @@ def away_from_zero(draw):
 
 
 _NO_PARAMS = st.just({})
+_SLOPES = st.fixed_dictionaries({"negative_slope": st.sampled_from([0.01, 0.2])})
 
 
 @st.composite
 def unary_cases(draw, params=_NO_PARAMS):
     return Case((draw(away_from_zero()),), draw(params))
+
+
+@st.composite
+def with_edges(draw, edges, base):
+    """``base``'s input with a few elements replaced by the documented edge values: the
+    kink at 0, saturation at +-1e3."""
+    case = draw(base)
+    x = case.inputs[0].copy()
+    rng = _seeded(draw)
+    picks = rng.random(x.shape) < 0.5
+    x[picks] = rng.choice(edges, size=int(picks.sum()))
+    return Case((x, *case.inputs[1:]), case.params)
 
 
 _reductions = st.sampled_from(["mean", "sum", "none"])
@@ -252,10 +279,13 @@ def loss_cases(draw, kind):
         x, t = rng.standard_normal(shape), rng.standard_normal(shape)
     elif kind == "bce":
         x, t = rng.uniform(0.05, 0.95, shape), rng.uniform(0, 1, shape)
+    elif kind == "bce-edges":  # probabilities of exactly 0 and 1: the log clamp at -100
+        x = rng.choice([0.0, 1.0, 0.5, 0.25], size=shape)
+        t = rng.choice([0.0, 1.0, 0.3], size=shape)
     else:
         x, t = 3 * rng.standard_normal(shape), rng.uniform(0, 1, shape)
     inputs = (x, t)
-    if kind != "mse":
+    if kind != "mse":  # bce, bce-edges and logits take a weight
         inputs += (rng.uniform(0.5, 2, shape) if draw(st.booleans()) else None,)
     return Case(inputs, dict(reduction=draw(_reductions)))
 
@@ -340,19 +370,28 @@ OPS = [
         ],
     ),
     OpInfo(
+        "interpolate", interpolate_cases(), rtol32=0, atol32=1e-7, call_ref=_interpolate_ref,
+        errors=[
+            ErrorCase((_f((1, 1, 2, 2)),), dict(scale_factor=2, mode="bilinear"), ValueError,
+                      ("only mode='nearest'", "'bilinear'")),
+            ErrorCase((_f((1, 1, 2, 2)),), dict(mode="nearest"), ValueError, ("exactly one",)),
+        ],
+    ),
+    OpInfo(
         "linear", linear_cases(), rtol32=1e-5, atol32=1e-5,
         errors=[
             ErrorCase((_f((2, 784)), _f((32, 780))), {}, ValueError, ("784", "(32, 780)")),
             ErrorCase((_f((2, 4)), _f((3, 4)), _f((4,))), {}, ValueError, ("(3,)", "(4,)")),
         ],
     ),
-    OpInfo("relu", unary_cases(), atol32=0, rtol32=0,
+    OpInfo("relu", with_edges([0.0, -0.0], unary_cases()), atol32=0, rtol32=0,
+           grad_cases=unary_cases(),
            errors=[ErrorCase((np.ones(3, np.float16),), {}, TypeError, ("float16",)),
                    ErrorCase((np.ones(3, np.int64),), {}, TypeError, ("int64",))]),
     OpInfo("leaky-relu",
-           unary_cases(st.fixed_dictionaries({"negative_slope": st.sampled_from([0.01, 0.2])}))),
-    OpInfo("sigmoid", unary_cases()),
-    OpInfo("tanh", unary_cases()),
+           with_edges([0.0, -0.0], unary_cases(_SLOPES)), grad_cases=unary_cases(_SLOPES)),
+    OpInfo("sigmoid", with_edges([1e3, -1e3, 40.0, -40.0], unary_cases())),
+    OpInfo("tanh", with_edges([1e3, -1e3, 20.0, -20.0], unary_cases())),
     OpInfo(
         "mse-loss", loss_cases("mse"),
         errors=[
@@ -361,7 +400,8 @@ OPS = [
         ],
     ),
     OpInfo(
-        "binary-cross-entropy", loss_cases("bce"), constant_inputs=(2,),
+        "binary-cross-entropy", st.one_of(loss_cases("bce"), loss_cases("bce-edges")),
+        constant_inputs=(2,), grad_cases=loss_cases("bce"),
         errors=[
             ErrorCase((np.full(3, 1.5, np.float32), _f(3)), {}, ValueError, ("[0, 1]", "1.5")),
             ErrorCase((_f((2, 3)), _f((2, 2))), {}, ValueError, ("(2, 2)", "(2, 3)")),

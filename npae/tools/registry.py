@@ -104,6 +104,7 @@ OPS = (
        upsample_nearest2d),
     Op("im2col", None, im2col.Im2col, "im2col_ref", im2col),
     # the ops only the op table checks
+    Op("interpolate", F.interpolate, UpsampleNearest2d, "upsample_nearest2d_ref"),
     Op("linear", F.linear, Linear, "linear_ref"),
     Op("relu", F.relu, ReLU, "relu_ref"),
     Op("leaky-relu", F.leaky_relu, LeakyReLU, "leaky_relu_ref"),

@@ -13,6 +13,8 @@ from npae import Tensor
 from npae.engine.function import Function
 from npae.tools import registry
 
+GRAD_RTOL, GRAD_ATOL = 1e-6, 1e-8
+
 # Convolutions have two kernel paths (batched im2col + GEMM, one image at a time) picked by
 # shape; the small shapes drawn here would always pick one, so the conv entries run once with
 # each path forced.
@@ -68,14 +70,17 @@ def test_forward_matches_reference(info, method, dtype, force_conv_path):
 def test_gradcheck(info, method, force_conv_path):
     force_conv_path(method)
 
-    @given(info.cases)
+    @given(info.cases if info.grad_cases is None else info.grad_cases)
     def check(case):
         inputs = [
             Tensor(v, requires_grad=i not in info.constant_inputs)
             if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating) else v
             for i, v in enumerate(case.inputs)
         ]
-        assert npae.gradcheck(lambda *args: info.fn(*args, **case.params), inputs)
+        # central differences in float64 with eps 1e-6 err by about eps^2 * f''' and 1e-16 / eps
+        # of rounding: 1e-6 relative is what they allow, so that is what is asked
+        assert npae.gradcheck(lambda *args: info.fn(*args, **case.params), inputs,
+                              atol=GRAD_ATOL, rtol=GRAD_RTOL)
 
     check()
 
@@ -96,7 +101,7 @@ def test_every_functional_op_is_in_the_table():
     import npae.functional as F
 
     covered = {op.fn.__name__ for op in OPS}
-    elementwise = {"exp", "log", "sqrt", "clip", "interpolate"}  # tested in test_tensor.py
+    elementwise = {"exp", "log", "sqrt", "clip"}  # tested in test_tensor.py
     assert set(F.__all__) - elementwise <= covered
     assert all(getattr(F, op.fn.__name__) is op.fn for op in OPS)
 
