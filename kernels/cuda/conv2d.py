@@ -19,8 +19,9 @@ each summed in a fixed order, so results are the same on every run.
 
 from numba import cuda
 
+from .._arrays import array_module
 from ..conv2d import DEFAULT_MAX_SCRATCH
-from ._launch import launch, xp_of
+from ._launch import launch
 from .im2col import col2im_rows, im2col_rows
 
 
@@ -52,7 +53,7 @@ def _chunks(n, k, oh, ow, itemsize, max_scratch):
 def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_SCRATCH,
                method=None):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow)."""
-    xp = xp_of(x)
+    xp = array_module(x)
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
     if _use_image(method, o, c, kh, kw):
@@ -72,7 +73,7 @@ def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_
 def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
                      method=None):
     """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
-    xp = xp_of(gy)
+    xp = array_module(gy)
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
     if _use_image(method, o, c, kh, kw):
@@ -90,7 +91,7 @@ def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_M
 def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
                       method=None):
     """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
-    xp = xp_of(x)
+    xp = array_module(x)
     n, c = x.shape[:2]
     _, o, oh, ow = gy.shape
     if _use_image(method, o, c, kh, kw):
@@ -191,7 +192,7 @@ def _gather_bwd_weight_kernel(n_total, x, gy, gw, sh, sw, ph, pw, dh, dw):
 
 def conv2d_image_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) -> y (N, O, oh, ow). Pass zeros for no bias."""
-    y = xp_of(x).empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
+    y = array_module(x).empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
     launch(_gather_fwd_kernel, y.size, x, w, y, sh, sw, ph, pw, dh, dw)
     y += b.reshape(1, -1, 1, 1)
     return y
@@ -199,13 +200,13 @@ def conv2d_image_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
 
 def conv2d_image_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
     """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd)."""
-    gx = xp_of(gy).empty((gy.shape[0], w.shape[1], h, wd), dtype=gy.dtype)
+    gx = array_module(gy).empty((gy.shape[0], w.shape[1], h, wd), dtype=gy.dtype)
     launch(_gather_bwd_input_kernel, gx.size, gy, w, gx, sh, sw, ph, pw, dh, dw)
     return gx
 
 
 def conv2d_image_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw):
     """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
-    gw = xp_of(x).empty((gy.shape[1], x.shape[1], kh, kw), dtype=x.dtype)
+    gw = array_module(x).empty((gy.shape[1], x.shape[1], kh, kw), dtype=x.dtype)
     launch(_gather_bwd_weight_kernel, gw.size, x, gy, gw, sh, sw, ph, pw, dh, dw)
     return gw

@@ -10,7 +10,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._launch import launch, xp_of
+from .._arrays import array_module
+from ._launch import launch
 from .max_unpool2d import max_unpool2d_fwd
 
 
@@ -43,7 +44,7 @@ def _max_pool_kernel(n_total, x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw):
 
 def max_pool2d_fwd(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow))."""
-    xp = xp_of(x)
+    xp = array_module(x)
     n, c = x.shape[:2]
     y = xp.empty((n, c, oh, ow), dtype=x.dtype)
     idx = xp.empty((n, c, oh, ow), dtype=np.int64)
