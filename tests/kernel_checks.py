@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import reference as R
 
-from npae.engine.shapes import upsample_nearest2d_plan
+from npae.engine.shapes import Geometry, upsample_nearest2d_plan
 
 
 def _same(x):
@@ -116,7 +116,7 @@ def pool_args(case):
 def check_max_pool2d_fwd_bwd(lane, dtype, case):
     x = case.inputs[0].astype(dtype)
     args, y_ref, idx_ref = pool_args(case)
-    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), *args))
+    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), Geometry(*args)))
     assert idx.dtype == np.int64
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(y, y_ref.astype(dtype))
@@ -131,8 +131,8 @@ def check_max_pool2d_ties(lane, dtype, seed, k, s):
     # few distinct values: ties everywhere; the reference states the rule independently
     x = np.random.default_rng(seed).integers(0, 3, size=(2, 2, 7, 6)).astype(dtype)
     oh, ow = (7 - k) // s + 1, (6 - k) // s + 1
-    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), k, k, s, s, 0, 0, 1, 1,
-                                                          oh, ow))
+    geom = Geometry(k, k, s, s, 0, 0, 1, 1, oh, ow)
+    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), geom))
     y_ref, idx_ref = R.max_pool2d_ref(x, (k, k), (s, s))
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(y, y_ref)
@@ -183,9 +183,11 @@ def check_results_are_identical_run_to_run(lane, n, c, side):
     w1 = dev(rng.standard_normal((1, c, 3, 3)).astype(np.float32))
     gy1 = dev(rng.standard_normal((n, 1, side, side)).astype(np.float32))
     half = (side - 3) // 2 + 1
-    _, idx = K.max_pool2d_fwd(x, 3, 3, 2, 2, 0, 0, 1, 1, half, half)  # overlapping: duplicates
+    # 3x3 windows at stride 2 overlap: the indices repeat, and the unpool sums duplicates
+    _, idx = K.max_pool2d_fwd(x, Geometry(3, 3, 2, 2, 0, 0, 1, 1, half, half))
     gp = dev(rng.standard_normal((n, c, half, half)).astype(np.float32))
     rows = np.arange(2 * side) // 2
+    pool = Geometry(2, 2, 2, 2, 0, 0, 1, 1, side // 2, side // 2)
     gu = dev(rng.standard_normal((n, c, 2 * side, 2 * side)).astype(np.float32))
 
     def once():
@@ -196,7 +198,7 @@ def check_results_are_identical_run_to_run(lane, n, c, side):
             K.conv2d_bwd_input(gy1, w1, side, side, 1, 1, 1, 1, 1, 1, method="image"),
             K.conv2d_bwd_weight(x, gy1, 3, 3, 1, 1, 1, 1, 1, 1, method="image"),
             K.conv_transpose2d_fwd(gy, w, None, 2, 2, 1, 1, 1, 1, 2 * side - 1, 2 * side - 1),
-            *K.max_pool2d_fwd(x, 2, 2, 2, 2, 0, 0, 1, 1, side // 2, side // 2),
+            *K.max_pool2d_fwd(x, pool),
             K.max_unpool2d_fwd(gp, idx, side, side),
             K.upsample_nearest2d_bwd(gu, rows, rows, side, side),
             K.relu_bwd(gu, K.relu_fwd(gu)),

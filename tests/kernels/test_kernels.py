@@ -9,9 +9,11 @@ import reference as R
 from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import Lane
+from npae.kernels.max_pool2d import _max_pool2d
 from optable import conv2d_cases, conv_transpose2d_cases, max_pool2d_cases
 
 from npae import kernels as K
+from npae.engine.shapes import Geometry
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 
@@ -97,7 +99,7 @@ def test_image_weight_gradient_sums_in_a_fixed_order():
 @given(case=max_pool2d_cases())
 def test_max_pool2d_fwd_bwd(dtype, case):
     x, args, y, idx = C.check_max_pool2d_fwd_bwd(CPU, dtype, case)
-    y_py, idx_py = K.max_pool2d_fwd.py_func(x, *args)
+    y_py, idx_py = _max_pool2d.py_func(x, *args)
     np.testing.assert_array_equal(idx, idx_py)
     np.testing.assert_array_equal(y, y_py)
 
@@ -217,9 +219,9 @@ def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w)
     x = rng.integers(0, 3, size=(2, 3, h, w)).astype(dtype)
     x[rng.random(x.shape) < 0.1] = np.nan
     oh, ow = h // 2, w // 2
-    y, idx = K.max_pool2d_fwd(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
+    y, idx = K.max_pool2d_fwd(x, Geometry(2, 2, 2, 2, 0, 0, 1, 1, oh, ow))
     y_ref, idx_ref = R.max_pool2d_ref(x.astype(np.float64), (2, 2), (2, 2))
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(y, y_ref.astype(dtype))  # NaN == NaN here
-    y_py, idx_py = K.max_pool2d_fwd.py_func(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
+    y_py, idx_py = _max_pool2d.py_func(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
     np.testing.assert_array_equal(idx, idx_py)
