@@ -65,7 +65,7 @@ IMAGE_MIN_WINDOW = 64
 IMAGE_MAX_COLS = 2 * 2**20
 
 
-# ------------------------------------------------------------------ the CPU's planners
+# --------------------- the planners: the CPU's rule; the checks and chunking both backends use
 def _image_fits(k, oh, ow, itemsize, max_scratch):
     """One image's columns (k, oh*ow) per thread fit in cache and within max_scratch."""
     per_image = k * oh * ow * itemsize

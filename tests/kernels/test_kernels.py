@@ -227,3 +227,33 @@ def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w)
     y_py, idx_py = _max_pool2d.py_func(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
     np.testing.assert_array_equal(idx, idx_py)
 
+
+def test_both_kernel_packages_list_the_same_kernels():
+    # the two __all__ lists are written by hand; this keeps them in step: every CPU kernel has
+    # its GPU twin (planners included, each with its backend's rule) and nothing else is there
+    from npae.kernels import cuda as G
+
+    assert sorted(G.__all__) == sorted(K.__all__)
+    assert len(set(K.__all__)) == len(K.__all__)
+    assert [name for name in K.__all__ if not (hasattr(K, name) and hasattr(G, name))] == []
+
+
+def test_the_gpu_planner_takes_the_gathers_only_on_request():
+    # the GPU's own rule (kernels/cuda/conv2d.py): im2col + cuBLAS whatever the shape, in
+    # chunks as large as the bound allows (no cache-sized target as on the CPU)
+    from npae.kernels import cuda as G
+
+    for direction in ("fwd", "bwd_input", "bwd_weight"):
+        # a shape where the CPU takes the one-image path
+        assert K.conv2d_plan(direction, 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)[0] == "image"
+        path, scratch = G.conv2d_plan(direction, 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
+        assert (path, scratch) == ("im2col", 3 * 16 * 9 * 14 * 14 * 8)  # the whole batch
+        assert G.conv2d_plan(direction, 3, 16, 4, 3, 3, 1, 1, 14, 14, 8, method="image") == (
+            "image", 0)
+    assert G.plan_chunks(128, 144, 28, 28, 4, 64 * 2**20) == (128, 28)
+    assert K.plan_chunks(128, 144, 28, 28, 4, 64 * 2**20) == (9, 28)  # ~4 MiB chunks
+    assert G.plan_chunks(2, 144, 28, 28, 4, 144 * 28 * 4 * 3) == (1, 3)  # rows, as on the CPU
+    with pytest.raises(ValueError, match="direction"):
+        G.conv2d_plan("sideways", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
+    with pytest.raises(ValueError, match="method"):
+        G.conv2d_plan("fwd", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8, method="fft")
