@@ -1,8 +1,11 @@
-"""npae's kernels: free functions, arrays and integers in, arrays out; no Tensor, no autodiff.
+"""npae's kernels: free functions, arrays and integers (or a named geometry) in, arrays out; no
+Tensor, no autodiff.
 
 Installed as ``npae.kernels`` (the top-level name ``kernels`` belongs to another PyPI package).
 Hyper-parameters always use one vocabulary: kh, kw (kernel), sh, sw (stride), ph, pw (padding),
-dh, dw (dilation), oh, ow (output size). Every kernel works for float32 and float64.
+dh, dw (dilation), oh, ow (output size). The kernels the ops call with a sliding window take it
+named, as ``geom`` (fields kh ... ow, as ``npae.engine.shapes.Geometry``), and unpack it once:
+the jitted loops underneath take plain integers. Every kernel works for float32 and float64.
 
 The list, with the slow reference each one is tested against (tests/reference.py); the GPU twins
 follow below:
@@ -24,23 +27,31 @@ follow below:
 |upsample_nearest2d_bwd|sum each source pixel's copies            |upsample_nearest2d_backward_ref|
 |relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |relu_ref, mask (tests)         |
 
-GPU twins: ``npae.kernels.cuda`` (kernels/cuda/, numba.cuda on CuPy arrays) has every kernel
-above (not the CPU's planners ``plan_chunks`` and ``conv2d_plan``) with the same name and
-signature, one thread per output element, tested against the same
-references (tests/kernel_checks.py) under the CUDA simulator and on a GPU:
+Beside them, the convolutions' planners: ``conv2d_plan`` (which path, how much scratch) and
+``plan_chunks`` (how many images, or output rows, per chunk of columns).
+
+GPU twins: ``npae.kernels.cuda`` (kernels/cuda/, numba.cuda on CuPy arrays) has every name
+above, planners included, with the same signature (tests/kernels checks both lists), one
+thread per output element, tested against the same references (tests/kernel_checks.py) under
+the CUDA simulator and on a GPU:
 
 |kernel(s)                         |GPU twin                                                  |
 |----------------------------------|----------------------------------------------------------|
 |im2col / im2col_rows              |cuda/im2col.py: a gather already                          |
 |col2im / col2im_rows              |cuda/im2col.py: gather, one thread per image pixel        |
-|conv2d_fwd, conv2d_bwd_*          |cuda/conv2d.py: im2col/col2im + cuBLAS GEMMs, chunked     |
+|conv2d_fwd, conv2d_bwd_*          |the drivers of conv2d.py over cuda/im2col.py + cuBLAS     |
+|conv_transpose2d_fwd              |the same: conv2d_bwd_input + bias                         |
+|conv2d_plan, plan_chunks          |cuda/conv2d.py: im2col unless asked, chunks fill the bound|
 |conv2d_image_*                    |cuda/conv2d.py: gathers over the definition               |
-|conv_transpose2d_fwd              |cuda/conv2d.py: conv2d_bwd_input + bias                   |
 |max_pool2d_fwd / _bwd             |cuda/max_pool2d.py; the backward is the unpool gather     |
 |max_unpool2d_fwd                  |cuda/max_unpool2d.py: gather, duplicates summed in order  |
 |max_unpool2d_bwd                  |cuda/max_unpool2d.py: gather                              |
 |upsample_nearest2d_fwd / _bwd     |cuda/upsample_nearest2d.py: gathers                       |
 |relu_fwd / relu_bwd               |cuda/relu.py: one thread per element                      |
+
+Array-level code is written once: the convolution drivers in conv2d.py (chunking, GEMMs,
+transpose convolution) run on either backend's pieces (``ConvBackend``), and the array module
+is the input's (``array_module`` in _arrays.py, also the engine's).
 """
 
 from .conv2d import (

@@ -1,5 +1,5 @@
 """Convolution by im2col + GEMM, in bounded scratch memory; transpose convolution from the same
-pieces.
+pieces. Written once, for the CPU and the GPU.
 
     forward       y[n]  = W (O, C*kh*kw) @ im2col(x[n])               -> (O, oh*ow)
     grad input    gx[n] = col2im(W.T @ gy[n])                          (scatter-add of windows)
@@ -8,19 +8,34 @@ pieces.
 
 The column buffer of a whole batch can be huge (C*kh*kw*oh*ow values per image), so every call
 works through the batch in chunks whose columns fit in ``max_scratch`` bytes, and through the
-output rows of one image when even a single image would not fit. Only the GEMMs (NumPy's BLAS)
-see large arrays; the index work is in the jitted ``im2col_rows``/``col2im_rows``.
+output rows of one image when even a single image would not fit. Only the GEMMs (NumPy's BLAS,
+cuBLAS through CuPy on a GPU) see large arrays; the index work is in ``im2col_rows`` and
+``col2im_rows``.
 
 When that round trip through memory costs more than the GEMM, the calls go to conv2d_image.py
 instead, which works one image per thread with its taps in cache (for unit stride, no columns
 at all). ``conv2d_plan`` decides, from measurements noted below: unit stride and a window of
 64+ taps (up to 16 output channels for the forward and input gradient, any number for the
 weight gradient), or any stride with a single output channel. ``method=`` forces either path.
+
+One driver per direction, for both backends: ``conv2d_fwd_with`` and its siblings below take a
+``ConvBackend``, the pieces that differ: the jitted (here) or launched (kernels/cuda/) im2col,
+col2im and one-image kernels, the planner with its own rule, and how a chunk's weight gradient
+is summed. Arrays are made with the input's array module (NumPy here, CuPy on a GPU). The CPU's
+kernels at the bottom of this file are the drivers bound to ``CPU``; kernels/cuda/conv2d.py
+binds the same drivers to its ``GPU``.
+
+The geometry is named: ``geom`` has the fields kh, kw, sh, sw, ph, pw, dh, dw, oh, ow (and
+``geom.args``, the first eight in that order), as ``npae.engine.shapes.Geometry`` does. The
+drivers unpack it once and hand plain integers to the jitted kernels.
 """
 
-import numba
-import numpy as np
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import numba
+
+from ._arrays import array_module
 from .conv2d_image import conv2d_image_bwd_input, conv2d_image_bwd_weight, conv2d_image_fwd
 from .im2col import col2im_rows, im2col_rows
 
@@ -50,6 +65,7 @@ IMAGE_MIN_WINDOW = 64
 IMAGE_MAX_COLS = 2 * 2**20
 
 
+# --------------------- the planners: the CPU's rule; the checks and chunking both backends use
 def _image_fits(k, oh, ow, itemsize, max_scratch):
     """One image's columns (k, oh*ow) per thread fit in cache and within max_scratch."""
     per_image = k * oh * ow * itemsize
@@ -66,8 +82,7 @@ def conv2d_plan(direction, n, c, o, kh, kw, sh, sw, oh, ow, itemsize,
     upper bound: stride 1 needs less) per thread for 'image'.
     """
     k = c * kh * kw
-    if direction not in ("fwd", "bwd_input", "bwd_weight"):
-        raise ValueError(f"direction must be 'fwd', 'bwd_input' or 'bwd_weight', got {direction!r}")
+    check_direction(direction)
     if sh != 1 or sw != 1:
         wanted = o == 1 and k >= IMAGE_MIN_WINDOW
     elif direction == "bwd_weight":
@@ -81,6 +96,11 @@ def conv2d_plan(direction, n, c, o, kh, kw, sh, sw, oh, ow, itemsize,
     return path, nb * k * rows * ow * itemsize
 
 
+def check_direction(direction):
+    if direction not in ("fwd", "bwd_input", "bwd_weight"):
+        raise ValueError(f"direction must be 'fwd', 'bwd_input' or 'bwd_weight', got {direction!r}")
+
+
 def _method(method, use_image):
     if method is None:
         return "image" if use_image else "im2col"
@@ -92,12 +112,17 @@ def _method(method, use_image):
 def plan_chunks(n, k, oh, ow, itemsize, max_scratch):
     """(images per chunk, output rows per chunk) so that one column buffer
     (images * k * rows * ow * itemsize bytes) stays within max_scratch, and near CACHE_CHUNK."""
-    max_scratch = min(max_scratch, CACHE_CHUNK)
+    return fit_chunks(n, k, oh, ow, itemsize, min(max_scratch, CACHE_CHUNK))
+
+
+def fit_chunks(n, k, oh, ow, itemsize, budget):
+    """(images, rows): as many whole images as fit ``budget`` bytes of columns, at least one;
+    when not even one fits, as many output rows of one image as fit, at least one."""
     row_bytes = k * ow * itemsize
     image_bytes = row_bytes * oh
-    if image_bytes <= max_scratch:
-        return max(1, min(n, max_scratch // image_bytes)), oh
-    return 1, max(1, min(oh, max_scratch // row_bytes))
+    if image_bytes <= budget:
+        return max(1, min(n, budget // image_bytes)), oh
+    return 1, max(1, min(oh, budget // row_bytes))
 
 
 def _chunks(n, oh, nb, rows):
@@ -106,86 +131,143 @@ def _chunks(n, oh, nb, rows):
             yield s, min(s + nb, n), oy0, min(oy0 + rows, oh)
 
 
-def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_SCRATCH,
-               method=None):
-    """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow).
+# ------------------------------------------------------------ the drivers, for any backend
+@dataclass(frozen=True)
+class ConvBackend:
+    """What one backend brings to the drivers below (each with its kernel's signature)."""
 
-    ``method``: 'im2col', 'image', or None to let ``conv2d_plan`` pick.
-    """
+    im2col_rows: Callable
+    col2im_rows: Callable
+    conv2d_image_fwd: Callable
+    conv2d_image_bwd_input: Callable
+    conv2d_image_bwd_weight: Callable
+    conv2d_plan: Callable
+    plan_chunks: Callable
+    # add_weight_grad(gw (O, K), gy (nb, O, L), cols (nb, K, L)): gw += sum_i gy[i] @ cols[i].T
+    add_weight_grad: Callable
+
+
+def conv2d_fwd_with(backend, x, w, b, geom, max_scratch, method):
+    """conv2d_fwd on ``backend``'s pieces."""
+    xp = array_module(x)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom.args
+    oh, ow = geom.oh, geom.ow
     n, c = x.shape[:2]
-    o, _, kh, kw = w.shape
+    o = w.shape[0]
     k = c * kh * kw
-    path, _ = conv2d_plan("fwd", n, c, o, kh, kw, sh, sw, oh, ow, x.itemsize, max_scratch,
-                          method)
+    path, _ = backend.conv2d_plan("fwd", n, c, o, kh, kw, sh, sw, oh, ow, x.itemsize,
+                                  max_scratch, method)
     if path == "image":
-        bias = np.zeros(o, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
-        return conv2d_image_fwd(np.ascontiguousarray(x), np.ascontiguousarray(w), bias,
-                                sh, sw, ph, pw, dh, dw, oh, ow)
+        bias = xp.zeros(o, dtype=x.dtype) if b is None else xp.ascontiguousarray(b)
+        return backend.conv2d_image_fwd(xp.ascontiguousarray(x), xp.ascontiguousarray(w), bias,
+                                        sh, sw, ph, pw, dh, dw, oh, ow)
     w2 = w.reshape(o, k)
-    y = np.empty((n, o, oh * ow), dtype=x.dtype)
-    nb, rows = plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
+    y = xp.empty((n, o, oh * ow), dtype=x.dtype)
+    nb, rows = backend.plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
     for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
-        cols = im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
+        cols = backend.im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
         # (O, K) @ (nb, K, L) -> (nb, O, L): already NCHW, no transpose needed
         if oy0 == 0 and oy1 == oh:
-            np.matmul(w2, cols, out=y[s:e])  # written in place: no temporary, no copy
+            xp.matmul(w2, cols, out=y[s:e])  # written in place: no temporary, no copy
         else:
-            y[s:e, :, oy0 * ow:oy1 * ow] = np.matmul(w2, cols)
+            y[s:e, :, oy0 * ow:oy1 * ow] = xp.matmul(w2, cols)
     if b is not None:
         y += b.reshape(1, o, 1)
     return y.reshape(n, o, oh, ow)
 
 
-def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
-                     method=None):
-    """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
+def conv2d_bwd_input_with(backend, gy, w, h, wd, geom, max_scratch, method):
+    """conv2d_bwd_input on ``backend``'s pieces."""
+    xp = array_module(gy)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom.args
     n, o, oh, ow = gy.shape
-    _, c, kh, kw = w.shape
+    c = w.shape[1]
     k = c * kh * kw
-    path, _ = conv2d_plan("bwd_input", n, c, o, kh, kw, sh, sw, oh, ow, gy.itemsize, max_scratch,
-                          method)
+    path, _ = backend.conv2d_plan("bwd_input", n, c, o, kh, kw, sh, sw, oh, ow, gy.itemsize,
+                                  max_scratch, method)
     if path == "image":
-        return conv2d_image_bwd_input(np.ascontiguousarray(gy), np.ascontiguousarray(w),
-                                      h, wd, sh, sw, ph, pw, dh, dw)
+        return backend.conv2d_image_bwd_input(xp.ascontiguousarray(gy), xp.ascontiguousarray(w),
+                                              h, wd, sh, sw, ph, pw, dh, dw)
     w2t = w.reshape(o, k).T
     gy3 = gy.reshape(n, o, oh * ow)
-    gx = np.zeros((n, c, h, wd), dtype=gy.dtype)
-    nb, rows = plan_chunks(n, k, oh, ow, gy.itemsize, max_scratch)
+    gx = xp.zeros((n, c, h, wd), dtype=gy.dtype)
+    nb, rows = backend.plan_chunks(n, k, oh, ow, gy.itemsize, max_scratch)
     for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
-        gcols = np.matmul(w2t, gy3[s:e, :, oy0 * ow:oy1 * ow])  # (nb, K, rows*ow)
-        col2im_rows(gcols, gx[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
+        gcols = xp.matmul(w2t, gy3[s:e, :, oy0 * ow:oy1 * ow])  # (nb, K, rows*ow)
+        backend.col2im_rows(gcols, gx[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
     return gx
 
 
-def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
-                      method=None):
-    """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
+def conv2d_bwd_weight_with(backend, x, gy, geom, max_scratch, method):
+    """conv2d_bwd_weight on ``backend``'s pieces."""
+    xp = array_module(x)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom.args
     n, c = x.shape[:2]
     _, o, oh, ow = gy.shape
     k = c * kh * kw
-    path, _ = conv2d_plan("bwd_weight", n, c, o, kh, kw, sh, sw, oh, ow, x.itemsize, max_scratch,
-                          method)
+    path, _ = backend.conv2d_plan("bwd_weight", n, c, o, kh, kw, sh, sw, oh, ow, x.itemsize,
+                                  max_scratch, method)
     if path == "image":
-        return conv2d_image_bwd_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy),
-                                       kh, kw, sh, sw, ph, pw, dh, dw)
+        return backend.conv2d_image_bwd_weight(xp.ascontiguousarray(x), xp.ascontiguousarray(gy),
+                                               kh, kw, sh, sw, ph, pw, dh, dw)
     gy3 = gy.reshape(n, o, oh * ow)
-    gw = np.zeros((o, k), dtype=x.dtype)
-    nb, rows = plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
+    gw = xp.zeros((o, k), dtype=x.dtype)
+    nb, rows = backend.plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
     for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
-        cols = im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
-        for i in range(e - s):  # fixed order: the same sum on every run
-            gw += gy3[s + i, :, oy0 * ow:oy1 * ow] @ cols[i].T
+        cols = backend.im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
+        backend.add_weight_grad(gw, gy3[s:e, :, oy0 * ow:oy1 * ow], cols)
     return gw.reshape(o, c, kh, kw)
 
 
-def conv_transpose2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow,
-                         max_scratch=DEFAULT_MAX_SCRATCH, method=None):
-    """x (N, Cin, H, W), w (Cin, Cout, kh, kw), b (Cout,) or None -> y (N, Cout, oh, ow).
+def conv_transpose2d_fwd_with(backend, x, w, b, geom, max_scratch, method):
+    """conv_transpose2d_fwd on ``backend``'s pieces.
 
     Every input pixel scales the kernel onto the output and overlaps are summed: that is the
-    input-gradient of a convolution from (oh, ow) down to (H, W) with the same weight.
+    input-gradient of a convolution from (geom.oh, geom.ow) down to x's size, same weight.
     """
-    y = conv2d_bwd_input(x, w, oh, ow, sh, sw, ph, pw, dh, dw, max_scratch, method)
+    y = conv2d_bwd_input_with(backend, x, w, geom.oh, geom.ow, geom, max_scratch, method)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
     return y
+
+
+# ------------------------------------------------------------------- the CPU's kernels
+def _add_weight_grad(gw, gy, cols):
+    """gw (O, K) += gy[i] (O, L) @ cols[i].T (L, K), one image after the other: a fixed order,
+    the same sum on every run."""
+    for i in range(gy.shape[0]):
+        gw += gy[i] @ cols[i].T
+
+
+CPU = ConvBackend(im2col_rows, col2im_rows, conv2d_image_fwd, conv2d_image_bwd_input,
+                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad)
+
+
+def conv2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, geom.oh, geom.ow).
+
+    ``method``: 'im2col', 'image', or None to let ``conv2d_plan`` pick.
+    """
+    return conv2d_fwd_with(CPU, x, w, b, geom, max_scratch, method)
+
+
+def conv2d_bwd_input(gy, w, h, wd, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x.
+
+    Reads geom's kernel, stride, padding and dilation; the output size is gy's.
+    """
+    return conv2d_bwd_input_with(CPU, gy, w, h, wd, geom, max_scratch, method)
+
+
+def conv2d_bwd_weight(x, gy, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw).
+
+    Reads geom's kernel, stride, padding and dilation; the output size is gy's.
+    """
+    return conv2d_bwd_weight_with(CPU, x, gy, geom, max_scratch, method)
+
+
+def conv_transpose2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """x (N, Cin, H, W), w (Cin, Cout, kh, kw), b (Cout,) or None -> y (N, Cout, oh, ow), with
+    (oh, ow) = (geom.oh, geom.ow), the transpose convolution's output size."""
+    return conv_transpose2d_fwd_with(CPU, x, w, b, geom, max_scratch, method)

@@ -17,9 +17,15 @@ from ._jit import jit
 from .max_unpool2d import max_unpool2d_fwd
 
 
+def max_pool2d_fwd(x, geom):
+    """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow)); geom: the window
+    (kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, named)."""
+    return _max_pool2d(x, *geom.args, geom.oh, geom.ow)
+
+
 @jit(parallel=True)
-def max_pool2d_fwd(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow))."""
+def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """max_pool2d_fwd with the geometry unpacked: Numba takes integers."""
     n, c, h, w = x.shape
     if (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1
             and dw == 1 and 2 * oh <= h and 2 * ow <= w):
@@ -59,7 +65,7 @@ def max_pool2d_bwd(gy, idx, h, w):
 
 @jit(parallel=True)
 def _max_pool2d_2x2(x, oh, ow):
-    """max_pool2d_fwd for 2x2 windows, stride 2, no padding, every window inside the image:
+    """_max_pool2d for 2x2 windows, stride 2, no padding, every window inside the image:
     the four taps unrolled, no bounds checks. Same rule for ties and NaN, in the same scan
     order; measured 2.0 -> 1.4 ms on 128x16x28x28.
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import reference as R
 
-from npae.engine.shapes import upsample_nearest2d_plan
+from npae.engine.shapes import Geometry, upsample_nearest2d_plan
 
 
 def _same(x):
@@ -73,12 +73,13 @@ def check_conv2d_fwd_and_grads(lane, dtype, case, scratch, method):
     K, dev, host = lane.K, lane.dev, lane.host
     x, w, b = (None if v is None else v.astype(dtype) for v in case.inputs)
     g = geometry(case)
-    y = host(K.conv2d_fwd(dev(x), dev(w), None if b is None else dev(b), *g[2:],
+    geom = Geometry(*g)
+    y = host(K.conv2d_fwd(dev(x), dev(w), None if b is None else dev(b), geom,
                           max_scratch=scratch, method=method))
     np.testing.assert_allclose(y, R.conv2d_ref(x, w, b, g[2:4], g[4:6], g[6:8]), **tol(dtype))
 
     gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
-    gx = host(K.conv2d_bwd_input(dev(gy), dev(w), x.shape[2], x.shape[3], *g[2:8],
+    gx = host(K.conv2d_bwd_input(dev(gy), dev(w), x.shape[2], x.shape[3], geom,
                                  max_scratch=scratch, method=method))
     # grad-input of a conv is the transpose conv of gy; output_padding recovers the exact size
     base = [(y.shape[2 + a] - 1) * g[2 + a] - 2 * g[4 + a] + g[6 + a] * (g[a] - 1) + 1
@@ -87,7 +88,7 @@ def check_conv2d_fwd_and_grads(lane, dtype, case, scratch, method):
     np.testing.assert_allclose(gx, R.conv_transpose2d_ref(gy, w, None, g[2:4], g[4:6], op, g[6:8]),
                                **tol(dtype))
 
-    gw = host(K.conv2d_bwd_weight(dev(x), dev(gy), *g[:8], max_scratch=scratch, method=method))
+    gw = host(K.conv2d_bwd_weight(dev(x), dev(gy), geom, max_scratch=scratch, method=method))
     cols = R.im2col_ref(x, g[0:2], g[2:4], g[4:6], g[6:8])  # (N, K, L)
     gw_ref = sum(gy[i].reshape(w.shape[0], -1).astype(np.float64) @ cols[i].T
                  for i in range(x.shape[0])).reshape(w.shape)
@@ -98,9 +99,9 @@ def check_conv_transpose2d_fwd(lane, dtype, case, scratch, method):
     x, w, b = (None if v is None else v.astype(dtype) for v in case.inputs)
     s, p, op, d = (case.params[k] for k in ("stride", "padding", "output_padding", "dilation"))
     ref = R.conv_transpose2d_ref(x, w, b, s, p, op, d)
+    geom = Geometry(*w.shape[2:], *s, *p, *d, *ref.shape[2:])
     y = lane.K.conv_transpose2d_fwd(lane.dev(x), lane.dev(w), None if b is None else lane.dev(b),
-                                    *s, *p, *d, *ref.shape[2:], max_scratch=scratch,
-                                    method=method)
+                                    geom, max_scratch=scratch, method=method)
     np.testing.assert_allclose(lane.host(y), ref, **tol(dtype))
 
 
@@ -116,7 +117,7 @@ def pool_args(case):
 def check_max_pool2d_fwd_bwd(lane, dtype, case):
     x = case.inputs[0].astype(dtype)
     args, y_ref, idx_ref = pool_args(case)
-    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), *args))
+    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), Geometry(*args)))
     assert idx.dtype == np.int64
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(y, y_ref.astype(dtype))
@@ -131,8 +132,8 @@ def check_max_pool2d_ties(lane, dtype, seed, k, s):
     # few distinct values: ties everywhere; the reference states the rule independently
     x = np.random.default_rng(seed).integers(0, 3, size=(2, 2, 7, 6)).astype(dtype)
     oh, ow = (7 - k) // s + 1, (6 - k) // s + 1
-    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), k, k, s, s, 0, 0, 1, 1,
-                                                          oh, ow))
+    geom = Geometry(k, k, s, s, 0, 0, 1, 1, oh, ow)
+    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), geom))
     y_ref, idx_ref = R.max_pool2d_ref(x, (k, k), (s, s))
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(y, y_ref)
@@ -183,20 +184,24 @@ def check_results_are_identical_run_to_run(lane, n, c, side):
     w1 = dev(rng.standard_normal((1, c, 3, 3)).astype(np.float32))
     gy1 = dev(rng.standard_normal((n, 1, side, side)).astype(np.float32))
     half = (side - 3) // 2 + 1
-    _, idx = K.max_pool2d_fwd(x, 3, 3, 2, 2, 0, 0, 1, 1, half, half)  # overlapping: duplicates
+    # 3x3 windows at stride 2 overlap: the indices repeat, and the unpool sums duplicates
+    _, idx = K.max_pool2d_fwd(x, Geometry(3, 3, 2, 2, 0, 0, 1, 1, half, half))
     gp = dev(rng.standard_normal((n, c, half, half)).astype(np.float32))
     rows = np.arange(2 * side) // 2
+    same = Geometry(3, 3, 1, 1, 1, 1, 1, 1, side, side)  # 3x3, padding 1: side x side stays
+    up = Geometry(3, 3, 2, 2, 1, 1, 1, 1, 2 * side - 1, 2 * side - 1)  # transposed, stride 2
+    pool = Geometry(2, 2, 2, 2, 0, 0, 1, 1, side // 2, side // 2)
     gu = dev(rng.standard_normal((n, c, 2 * side, 2 * side)).astype(np.float32))
 
     def once():
         return [host(a) for a in (
-            K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, side, side),
-            K.conv2d_bwd_input(gy, w, side, side, 1, 1, 1, 1, 1, 1),
-            K.conv2d_bwd_weight(x, gy, 3, 3, 1, 1, 1, 1, 1, 1),
-            K.conv2d_bwd_input(gy1, w1, side, side, 1, 1, 1, 1, 1, 1, method="image"),
-            K.conv2d_bwd_weight(x, gy1, 3, 3, 1, 1, 1, 1, 1, 1, method="image"),
-            K.conv_transpose2d_fwd(gy, w, None, 2, 2, 1, 1, 1, 1, 2 * side - 1, 2 * side - 1),
-            *K.max_pool2d_fwd(x, 2, 2, 2, 2, 0, 0, 1, 1, side // 2, side // 2),
+            K.conv2d_fwd(x, w, None, same),
+            K.conv2d_bwd_input(gy, w, side, side, same),
+            K.conv2d_bwd_weight(x, gy, same),
+            K.conv2d_bwd_input(gy1, w1, side, side, same, method="image"),
+            K.conv2d_bwd_weight(x, gy1, same, method="image"),
+            K.conv_transpose2d_fwd(gy, w, None, up),
+            *K.max_pool2d_fwd(x, pool),
             K.max_unpool2d_fwd(gp, idx, side, side),
             K.upsample_nearest2d_bwd(gu, rows, rows, side, side),
             K.relu_bwd(gu, K.relu_fwd(gu)),

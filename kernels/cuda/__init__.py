@@ -11,18 +11,22 @@ Every kernel runs one thread per output element. The CPU's scatter-adds (col2im,
 with duplicate indices, the upsample backward, and through them the convolution gradients) are
 turned into gathers: each thread sums its own contributions in a fixed order, no atomics, so
 the results are bitwise the same on every run. The list is the CPU one (``kernels/__init__.py``,
-column "GPU twin").
+column "GPU twin"), planners included (each with this backend's own rule), and a test
+(tests/kernels) checks that the two ``__all__`` lists name the same kernels. The convolution
+drivers themselves are the CPU's (kernels/conv2d.py), run on this backend's pieces.
 """
 
-from ..conv2d import DEFAULT_MAX_SCRATCH
 from .conv2d import (
+    DEFAULT_MAX_SCRATCH,
     conv2d_bwd_input,
     conv2d_bwd_weight,
     conv2d_fwd,
     conv2d_image_bwd_input,
     conv2d_image_bwd_weight,
     conv2d_image_fwd,
+    conv2d_plan,
     conv_transpose2d_fwd,
+    plan_chunks,
 )
 from .im2col import col2im, col2im_rows, im2col, im2col_rows
 from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
@@ -32,6 +36,8 @@ from .upsample_nearest2d import upsample_nearest2d_bwd, upsample_nearest2d_fwd
 
 __all__ = [
     "DEFAULT_MAX_SCRATCH",
+    "plan_chunks",
+    "conv2d_plan",
     "im2col",
     "im2col_rows",
     "col2im",

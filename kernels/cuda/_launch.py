@@ -1,27 +1,17 @@
-"""How the GPU twins launch their kernels and allocate their arrays.
+"""How the GPU twins launch their kernels.
 
 Every kernel here runs one thread per output element and walks the elements with a grid-stride
 loop (``for t in range(cuda.grid(1), n, cuda.gridsize(1))``), so one launch shape serves any
 size. Arrays are CuPy arrays on a GPU (Numba reads them through ``__cuda_array_interface__``,
 no copy) and NumPy arrays under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), where the same
-kernels run as Python on the CPU: that is how CI tests them without a GPU.
+kernels run as Python on the CPU: that is how CI tests them without a GPU. New arrays come from
+the input's module, ``array_module`` (kernels/_arrays.py): CuPy or NumPy accordingly.
 """
 
 import warnings
 
-import numpy as np
-
 THREADS = 128  # threads per block
 MAX_BLOCKS = 65535  # beyond this the grid-stride loop covers the rest
-
-
-def xp_of(array):
-    """The array module of ``array``: CuPy for a CuPy array, else NumPy (the simulator)."""
-    if type(array).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
 
 
 def launch(kernel, n, *args):

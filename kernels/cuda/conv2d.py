@@ -1,10 +1,18 @@
-"""GPU twins of the convolution kernels (same signatures as ``npae.kernels.conv2d`` and
+"""GPU twins of the convolution kernels (same names and signatures as ``npae.kernels.conv2d`` and
 ``npae.kernels.conv2d_image``).
 
-The im2col route is the CPU one: columns from ``im2col_rows``, the GEMMs through the array
-library (cuBLAS for CuPy arrays), ``col2im_rows`` for the input gradient, in chunks whose column
-buffer fits ``max_scratch``. The weight gradient of a chunk is one GEMM over all its images at
-once, (O, nb*L) @ (nb*L, K), so nothing is summed outside the GEMM.
+The im2col route is the CPU's own code: the drivers of kernels/conv2d.py (chunks of the batch,
+columns from ``im2col_rows``, the GEMMs, ``col2im_rows`` for the input gradient), bound here to
+``GPU``, this backend's pieces:
+
+- the column kernels of cuda/im2col.py; the GEMMs go through the array library (cuBLAS for
+  CuPy arrays);
+- its own planner: always im2col + cuBLAS unless ``method='image'`` asks for the gathers below
+  (the CPU's rule was measured on 2 cores, and the gather weight gradient runs only
+  O*C*kh*kw threads, each summing over the whole batch), in chunks as large as
+  ``max_scratch`` allows, with no cache-sized target as on the CPU: a GPU wants big GEMMs;
+- the weight gradient of a chunk is one GEMM over all its images at once,
+  (O, nb*L) @ (nb*L, K), so nothing is summed outside the GEMM.
 
 The twins of the CPU's one-image kernels (``conv2d_image_*``: one image per CPU thread, its
 taps in cache) are, on a GPU, gathers over the definition, one thread per output element:
@@ -19,103 +27,48 @@ each summed in a fixed order, so results are the same on every run.
 
 from numba import cuda
 
-from ..conv2d import DEFAULT_MAX_SCRATCH
-from ._launch import launch, xp_of
+from .._arrays import array_module
+from ..conv2d import (
+    DEFAULT_MAX_SCRATCH,
+    ConvBackend,
+    _method,
+    check_direction,
+    conv2d_bwd_input_with,
+    conv2d_bwd_weight_with,
+    conv2d_fwd_with,
+    conv_transpose2d_fwd_with,
+    fit_chunks,
+)
+from ._launch import launch
 from .im2col import col2im_rows, im2col_rows
 
 
-def _use_image(method, o, c, kh, kw):
-    # By default always im2col + cuBLAS on a GPU: the CPU's rule (npae.kernels.conv2d_plan) was
-    # measured on 2 cores, and the gather weight gradient here runs only O*C*kh*kw threads, each
-    # summing over the whole batch. 'image' stays available on request.
-    if method is None:
-        return False
-    if method not in ("image", "im2col"):
-        raise ValueError(f"method must be None, 'image' or 'im2col', got {method!r}")
-    return method == "image"
-
-
-def _chunks(n, k, oh, ow, itemsize, max_scratch):
-    """(s, e, oy0, oy1) pieces whose column buffer (images * k * rows * ow * itemsize bytes)
-    stays within max_scratch. No cache-sized target as on the CPU: a GPU wants big GEMMs."""
-    row_bytes = k * ow * itemsize
-    image_bytes = row_bytes * oh
-    if image_bytes <= max_scratch:
-        nb, rows = max(1, min(n, max_scratch // max(image_bytes, 1))), oh
-    else:
-        nb, rows = 1, max(1, min(oh, max_scratch // row_bytes))
-    for s in range(0, n, nb):
-        for oy0 in range(0, oh, rows):
-            yield s, min(s + nb, n), oy0, min(oy0 + rows, oh)
-
-
-def conv2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow, max_scratch=DEFAULT_MAX_SCRATCH,
-               method=None):
-    """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow)."""
-    xp = xp_of(x)
-    n, c = x.shape[:2]
-    o, _, kh, kw = w.shape
-    if _use_image(method, o, c, kh, kw):
-        return conv2d_image_fwd(x, w, xp.zeros(o, dtype=x.dtype) if b is None else b,
-                                sh, sw, ph, pw, dh, dw, oh, ow)
+# -------------------------------------------------------------------------- the planners
+def conv2d_plan(direction, n, c, o, kh, kw, sh, sw, oh, ow, itemsize,
+                max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """(path, scratch bytes) of one conv2d kernel call on a GPU: 'im2col' unless ``method``
+    asks for 'image'. The scratch is one chunk of columns for 'im2col', none for 'image' (the
+    gathers write straight into the result)."""
+    check_direction(direction)
+    if _use_image(method):
+        return "image", 0
     k = c * kh * kw
-    w2 = w.reshape(o, k)
-    y = xp.empty((n, o, oh * ow), dtype=x.dtype)
-    for s, e, oy0, oy1 in _chunks(n, k, oh, ow, x.itemsize, max_scratch):
-        cols = im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
-        y[s:e, :, oy0 * ow:oy1 * ow] = xp.matmul(w2, cols)  # (O, K) @ (nb, K, L) -> (nb, O, L)
-    if b is not None:
-        y += b.reshape(1, o, 1)
-    return y.reshape(n, o, oh, ow)
+    nb, rows = plan_chunks(n, k, oh, ow, itemsize, max_scratch)
+    return "im2col", nb * k * rows * ow * itemsize
 
 
-def conv2d_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
-                     method=None):
-    """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
-    xp = xp_of(gy)
-    n, o, oh, ow = gy.shape
-    _, c, kh, kw = w.shape
-    if _use_image(method, o, c, kh, kw):
-        return conv2d_image_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw)
-    k = c * kh * kw
-    w2t = w.reshape(o, k).T
-    gy3 = gy.reshape(n, o, oh * ow)
-    gx = xp.zeros((n, c, h, wd), dtype=gy.dtype)
-    for s, e, oy0, oy1 in _chunks(n, k, oh, ow, gy.itemsize, max_scratch):
-        gcols = xp.matmul(w2t, gy3[s:e, :, oy0 * ow:oy1 * ow])  # (nb, K, rows*ow)
-        col2im_rows(gcols, gx[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
-    return gx
+def _use_image(method):
+    # the gathers only on request: see this module's docstring
+    return _method(method, use_image=False) == "image"
 
 
-def conv2d_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw, max_scratch=DEFAULT_MAX_SCRATCH,
-                      method=None):
-    """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
-    xp = xp_of(x)
-    n, c = x.shape[:2]
-    _, o, oh, ow = gy.shape
-    if _use_image(method, o, c, kh, kw):
-        return conv2d_image_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw)
-    k = c * kh * kw
-    gy3 = gy.reshape(n, o, oh * ow)
-    gw = xp.zeros((o, k), dtype=x.dtype)
-    for s, e, oy0, oy1 in _chunks(n, k, oh, ow, x.itemsize, max_scratch):
-        cols = im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
-        # (nb, O, L) -> (O, nb*L) and (nb, K, L) -> (nb*L, K): the chunk's sum is one GEMM
-        g2 = xp.ascontiguousarray(gy3[s:e, :, oy0 * ow:oy1 * ow].transpose(1, 0, 2))
-        c2 = xp.ascontiguousarray(cols.transpose(0, 2, 1))
-        gw += g2.reshape(o, -1) @ c2.reshape(-1, k)
-    return gw.reshape(o, c, kh, kw)
+def plan_chunks(n, k, oh, ow, itemsize, max_scratch):
+    """(images per chunk, output rows per chunk) so that one column buffer
+    (images * k * rows * ow * itemsize bytes) stays within max_scratch, as large as it allows."""
+    return fit_chunks(n, k, oh, ow, itemsize, max_scratch)
 
 
-def conv_transpose2d_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow,
-                         max_scratch=DEFAULT_MAX_SCRATCH, method=None):
-    """x (N, Cin, H, W), w (Cin, Cout, kh, kw), b (Cout,) or None -> y (N, Cout, oh, ow)."""
-    y = conv2d_bwd_input(x, w, oh, ow, sh, sw, ph, pw, dh, dw, max_scratch, method)
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y
-
-
+# ------------------------------------------------------------ the one-image twins: gathers
 @cuda.jit
 def _gather_fwd_kernel(n_total, x, w, y, sh, sw, ph, pw, dh, dw):
     c, h, wd = x.shape[1], x.shape[2], x.shape[3]
@@ -191,7 +144,7 @@ def _gather_bwd_weight_kernel(n_total, x, gy, gw, sh, sw, ph, pw, dh, dw):
 
 def conv2d_image_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) -> y (N, O, oh, ow). Pass zeros for no bias."""
-    y = xp_of(x).empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
+    y = array_module(x).empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
     launch(_gather_fwd_kernel, y.size, x, w, y, sh, sw, ph, pw, dh, dw)
     y += b.reshape(1, -1, 1, 1)
     return y
@@ -199,13 +152,48 @@ def conv2d_image_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
 
 def conv2d_image_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
     """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd)."""
-    gx = xp_of(gy).empty((gy.shape[0], w.shape[1], h, wd), dtype=gy.dtype)
+    gx = array_module(gy).empty((gy.shape[0], w.shape[1], h, wd), dtype=gy.dtype)
     launch(_gather_bwd_input_kernel, gx.size, gy, w, gx, sh, sw, ph, pw, dh, dw)
     return gx
 
 
 def conv2d_image_bwd_weight(x, gy, kh, kw, sh, sw, ph, pw, dh, dw):
     """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
-    gw = xp_of(x).empty((gy.shape[1], x.shape[1], kh, kw), dtype=x.dtype)
+    gw = array_module(x).empty((gy.shape[1], x.shape[1], kh, kw), dtype=x.dtype)
     launch(_gather_bwd_weight_kernel, gw.size, x, gy, gw, sh, sw, ph, pw, dh, dw)
     return gw
+
+
+# ------------------------------------------------------------------- the GPU's kernels
+def _add_weight_grad(gw, gy, cols):
+    """gw (O, K) += the chunk's sum_i gy[i] @ cols[i].T, as one GEMM."""
+    xp = array_module(gw)
+    o, k = gw.shape
+    # (nb, O, L) -> (O, nb*L) and (nb, K, L) -> (nb*L, K): the chunk's sum is one GEMM
+    g2 = xp.ascontiguousarray(gy.transpose(1, 0, 2))
+    c2 = xp.ascontiguousarray(cols.transpose(0, 2, 1))
+    gw += g2.reshape(o, -1) @ c2.reshape(-1, k)
+
+
+GPU = ConvBackend(im2col_rows, col2im_rows, conv2d_image_fwd, conv2d_image_bwd_input,
+                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad)
+
+
+def conv2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, geom.oh, geom.ow)."""
+    return conv2d_fwd_with(GPU, x, w, b, geom, max_scratch, method)
+
+
+def conv2d_bwd_input(gy, w, h, wd, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
+    return conv2d_bwd_input_with(GPU, gy, w, h, wd, geom, max_scratch, method)
+
+
+def conv2d_bwd_weight(x, gy, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """x (N, C, H, W), gy (N, O, oh, ow) -> gw (O, C, kh, kw)."""
+    return conv2d_bwd_weight_with(GPU, x, gy, geom, max_scratch, method)
+
+
+def conv_transpose2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
+    """x (N, Cin, H, W), w (Cin, Cout, kh, kw), b (Cout,) or None -> y (N, Cout, oh, ow)."""
+    return conv_transpose2d_fwd_with(GPU, x, w, b, geom, max_scratch, method)

@@ -16,7 +16,8 @@ The thread sums those entries in tap order (i, then j): no atomics, the same sum
 
 from numba import cuda
 
-from ._launch import launch, xp_of
+from .._arrays import array_module
+from ._launch import launch
 
 
 @cuda.jit
@@ -72,7 +73,7 @@ def im2col_rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
     """cols (N, C*kh*kw, (oy1-oy0)*ow) for output rows oy0..oy1-1 of x (N, C, H, W)."""
     n, c = x.shape[:2]
     rows = oy1 - oy0
-    cols = xp_of(x).empty((n, c * kh * kw, rows * ow), dtype=x.dtype)
+    cols = array_module(x).empty((n, c * kh * kw, rows * ow), dtype=x.dtype)
     launch(_im2col_kernel, cols.size, x, cols, kh, kw, sh, sw, ph, pw, dh, dw, ow, oy0, rows)
     return cols
 
@@ -89,6 +90,6 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
 
 def col2im(cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """cols (N, C*kh*kw, oh*ow) -> x (N, C, H, W), overlapping windows summed."""
-    x = xp_of(cols).zeros((cols.shape[0], c, h, w), dtype=cols.dtype)
+    x = array_module(cols).zeros((cols.shape[0], c, h, w), dtype=cols.dtype)
     col2im_rows(cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 0, oh)
     return x

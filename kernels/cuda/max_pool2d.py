@@ -10,7 +10,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._launch import launch, xp_of
+from .._arrays import array_module
+from ._launch import launch
 from .max_unpool2d import max_unpool2d_fwd
 
 
@@ -41,13 +42,13 @@ def _max_pool_kernel(n_total, x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw):
         idx[b, ch, oy, ox] = where
 
 
-def max_pool2d_fwd(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow))."""
-    xp = xp_of(x)
+def max_pool2d_fwd(x, geom):
+    """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow)); geom: the window."""
+    xp = array_module(x)
     n, c = x.shape[:2]
-    y = xp.empty((n, c, oh, ow), dtype=x.dtype)
-    idx = xp.empty((n, c, oh, ow), dtype=np.int64)
-    launch(_max_pool_kernel, y.size, x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw)
+    y = xp.empty((n, c, geom.oh, geom.ow), dtype=x.dtype)
+    idx = xp.empty((n, c, geom.oh, geom.ow), dtype=np.int64)
+    launch(_max_pool_kernel, y.size, x, y, idx, *geom.args)
     return y, idx
 
 

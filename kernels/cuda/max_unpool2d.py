@@ -18,7 +18,8 @@ every slot and is skipped, as on the CPU. The backward is a gather already.
 import numpy as np
 from numba import cuda
 
-from ._launch import launch, xp_of
+from .._arrays import array_module
+from ._launch import launch
 
 
 @cuda.jit
@@ -58,7 +59,7 @@ def _unpool_bwd_kernel(n_total, gy, idx, gx):
 
 def max_unpool2d_fwd(x, idx, oh, ow):
     """x, idx (N, C, H, W) -> y (N, C, oh, ow)."""
-    xp = xp_of(x)
+    xp = array_module(x)
     n, c, h, w = x.shape
     planes, hw, size = n * c, h * w, oh * ow
     flat = idx.reshape(planes, hw)
@@ -76,6 +77,6 @@ def max_unpool2d_fwd(x, idx, oh, ow):
 
 def max_unpool2d_bwd(gy, idx):
     """gy (N, C, oh, ow), idx (N, C, H, W) -> gx (N, C, H, W) = gy gathered at idx."""
-    gx = xp_of(gy).empty(idx.shape, dtype=gy.dtype)
+    gx = array_module(gy).empty(idx.shape, dtype=gy.dtype)
     launch(_unpool_bwd_kernel, gx.size, gy, idx, gx)
     return gx

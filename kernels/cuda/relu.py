@@ -7,7 +7,8 @@ element.
 
 from numba import cuda
 
-from ._launch import launch, xp_of
+from .._arrays import array_module
+from ._launch import launch
 
 
 @cuda.jit
@@ -28,7 +29,7 @@ def _relu_bwd_kernel(n_total, gy, y, gx):
 def relu_fwd(x):
     """x (any shape, contiguous) -> y = max(x, 0) with NaN propagated."""
     xf = x.reshape(-1)
-    y = xp_of(x).empty_like(xf)
+    y = array_module(x).empty_like(xf)
     launch(_relu_fwd_kernel, xf.size, xf, y)
     return y.reshape(x.shape)
 
@@ -36,6 +37,6 @@ def relu_fwd(x):
 def relu_bwd(gy, y):
     """gy, y (same shape, contiguous) -> gx = gy where y > 0, else 0."""
     gf = gy.reshape(-1)
-    gx = xp_of(gy).empty_like(gf)
+    gx = array_module(gy).empty_like(gf)
     launch(_relu_bwd_kernel, gf.size, gf, y.reshape(-1), gx)
     return gx.reshape(gy.shape)

@@ -9,7 +9,8 @@ increasing i then j, so the sum is the same on every run.
 
 from numba import cuda
 
-from ._launch import launch, xp_of
+from .._arrays import array_module
+from ._launch import launch
 
 
 @cuda.jit
@@ -44,7 +45,7 @@ def _upsample_bwd_kernel(n_total, gy, rows, cols, gx):
 
 def upsample_nearest2d_fwd(x, rows, cols):
     """x (N, C, H, W) -> y (N, C, len(rows), len(cols))."""
-    xp = xp_of(x)
+    xp = array_module(x)
     rows, cols = xp.asarray(rows), xp.asarray(cols)
     y = xp.empty((x.shape[0], x.shape[1], rows.shape[0], cols.shape[0]), dtype=x.dtype)
     launch(_upsample_fwd_kernel, y.size, x, rows, cols, y)
@@ -53,7 +54,7 @@ def upsample_nearest2d_fwd(x, rows, cols):
 
 def upsample_nearest2d_bwd(gy, rows, cols, h, w):
     """gy (N, C, oh, ow) -> gx (N, C, h, w)."""
-    xp = xp_of(gy)
+    xp = array_module(gy)
     rows, cols = xp.asarray(rows), xp.asarray(cols)
     gx = xp.empty((gy.shape[0], gy.shape[1], h, w), dtype=gy.dtype)
     launch(_upsample_bwd_kernel, gx.size, gy, rows, cols, gx)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from npae import kernels as cpu_kernels
+from npae.kernels._arrays import array_module, is_cupy
 
 DEVICES = ("cpu", "cuda")
 
@@ -24,27 +25,14 @@ INSTALL_HINT = (
 _forced = None  # a kernel module that serves every call (tests: GPU kernels under the simulator)
 
 
-def _is_cupy(array) -> bool:
-    return type(array).__module__.split(".")[0] == "cupy"
-
-
 def is_array(value) -> bool:
     """A NumPy or a CuPy array."""
-    return isinstance(value, np.ndarray) or _is_cupy(value)
+    return isinstance(value, np.ndarray) or is_cupy(value)
 
 
 def device_of(array) -> str:
     """'cuda' for a CuPy array, 'cpu' for anything else."""
-    return "cuda" if _is_cupy(array) else "cpu"
-
-
-def array_module(array):
-    """cupy for a CuPy array, numpy otherwise: the module to create arrays beside this one."""
-    if _is_cupy(array):
-        import cupy
-
-        return cupy
-    return np
+    return "cuda" if is_cupy(array) else "cpu"
 
 
 def as_array(value):
@@ -92,7 +80,7 @@ def to_device(array, device):
 
 def to_host(array):
     """A NumPy array (a device array is copied to the host); other values unchanged."""
-    return array.get() if _is_cupy(array) else array
+    return array.get() if is_cupy(array) else array
 
 
 def check_same_device(op: str, arrays) -> str:

@@ -16,7 +16,7 @@ class Conv2d(Function):
         ctx.save_for_backward(x, w)
         ctx.geom = geom
         K = kernels_for(x, w)
-        return K.conv2d_fwd(x, w, b, *geom.args[2:], geom.oh, geom.ow, max_scratch_bytes())
+        return K.conv2d_fwd(x, w, b, geom, max_scratch_bytes())
 
     @staticmethod
     def backward(ctx, gy):
@@ -29,9 +29,9 @@ class Conv2d(Function):
         gx = gw = gb = None
         if need_x:
             # the input gradient is a transpose convolution of gy with the same weight
-            gx = K.conv2d_bwd_input(gy, w, x.shape[2], x.shape[3], *g.args[2:], scratch)
+            gx = K.conv2d_bwd_input(gy, w, x.shape[2], x.shape[3], g, scratch)
         if need_w:
-            gw = K.conv2d_bwd_weight(x, gy, *g.args, scratch)
+            gw = K.conv2d_bwd_weight(x, gy, g, scratch)
         if need_b:
             gb = gy.sum(axis=(0, 2, 3))
         return gx, gw, gb

@@ -1,5 +1,6 @@
 """conv_transpose2d: each input pixel scales the kernel onto the output; overlaps are summed."""
 
+from dataclasses import replace
 
 from npae.engine.config import max_scratch_bytes
 from npae.engine.dispatch import contiguous, kernels_for
@@ -16,8 +17,7 @@ class ConvTranspose2d(Function):
         ctx.save_for_backward(x, w)
         ctx.geom = geom
         K = kernels_for(x, w)
-        return K.conv_transpose2d_fwd(x, w, b, *geom.args[2:], geom.oh, geom.ow,
-                                      max_scratch_bytes())
+        return K.conv_transpose2d_fwd(x, w, b, geom, max_scratch_bytes())
 
     @staticmethod
     def backward(ctx, gy):
@@ -28,13 +28,14 @@ class ConvTranspose2d(Function):
         K = kernels_for(gy)
         scratch = max_scratch_bytes()
         gx = gw = gb = None
-        h, wd = x.shape[2], x.shape[3]
+        # the convolution this op is the transpose of: from our output back down to x's size
+        conv = replace(g, oh=x.shape[2], ow=x.shape[3])
         if need_x:
             # the input gradient of a transpose convolution is a convolution with the same weight
-            gx = K.conv2d_fwd(gy, w, None, *g.args[2:], h, wd, scratch)
+            gx = K.conv2d_fwd(gy, w, None, conv, scratch)
         if need_w:
             # roles swap: gy plays the convolution's input, x its output gradient
-            gw = K.conv2d_bwd_weight(gy, x, *g.args, scratch)
+            gw = K.conv2d_bwd_weight(gy, x, conv, scratch)
         if need_b:
             gb = gy.sum(axis=(0, 2, 3))
         return gx, gw, gb

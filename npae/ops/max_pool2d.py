@@ -12,7 +12,7 @@ class MaxPool2d(Function):
     def forward(ctx, x, geom):
         x = contiguous(x)
         K = kernels_for(x)
-        y, idx = K.max_pool2d_fwd(x, *geom.args, geom.oh, geom.ow)
+        y, idx = K.max_pool2d_fwd(x, geom)
         ctx.save_for_backward(idx)  # backward routes through the saved argmax, never recomputes
         ctx.hw = x.shape[2:]
         return y, idx

@@ -2,6 +2,8 @@
 reference written from the definition. Plus determinism and the bounded workspace. The check
 bodies live in tests/kernel_checks.py, shared with the GPU twins' tests (tests/cuda/)."""
 
+from dataclasses import replace
+
 import kernel_checks as C
 import numpy as np
 import pytest
@@ -9,9 +11,12 @@ import reference as R
 from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import Lane
+from npae.kernels import conv2d as conv_module
+from npae.kernels.max_pool2d import _max_pool2d
 from optable import conv2d_cases, conv_transpose2d_cases, max_pool2d_cases
 
 from npae import kernels as K
+from npae.engine.shapes import Geometry
 
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 
@@ -97,7 +102,7 @@ def test_image_weight_gradient_sums_in_a_fixed_order():
 @given(case=max_pool2d_cases())
 def test_max_pool2d_fwd_bwd(dtype, case):
     x, args, y, idx = C.check_max_pool2d_fwd_bwd(CPU, dtype, case)
-    y_py, idx_py = K.max_pool2d_fwd.py_func(x, *args)
+    y_py, idx_py = _max_pool2d.py_func(x, *args)
     np.testing.assert_array_equal(idx, idx_py)
     np.testing.assert_array_equal(y, y_py)
 
@@ -132,27 +137,26 @@ def test_results_are_identical_run_to_run():
 
 def test_conv_scratch_stays_within_the_limit(monkeypatch):
     """No column buffer exceeds max_scratch, at any batch size; tiny limits split rows too."""
-    from npae.kernels import conv2d as conv_module
-
     sizes = []
-    real = conv_module.im2col_rows
+    real = conv_module.CPU.im2col_rows
 
     def recording(*args):
         cols = real(*args)
         sizes.append(cols.nbytes)
         return cols
 
-    monkeypatch.setattr(conv_module, "im2col_rows", recording)
+    monkeypatch.setattr(conv_module, "CPU", replace(conv_module.CPU, im2col_rows=recording))
+    same = Geometry(3, 3, 1, 1, 1, 1, 1, 1, 16, 16)
     rng = np.random.default_rng(4)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     per_image = 3 * 9 * 16 * 16 * 4  # K * oh * ow * itemsize
     for n, limit in ((64, 10 * per_image), (7, per_image), (3, per_image // 4), (2, 1)):
         sizes.clear()
         x = rng.standard_normal((n, 3, 16, 16)).astype(np.float32)
-        y = K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, 16, 16, max_scratch=limit, method="im2col")
+        y = K.conv2d_fwd(x, w, None, same, max_scratch=limit, method="im2col")
         row_bytes = 3 * 9 * 16 * 4  # one output row of one image: the smallest chunk there is
         assert max(sizes) <= max(limit, row_bytes), (n, limit, max(sizes))
-        whole = K.conv2d_fwd(x, w, None, 1, 1, 1, 1, 1, 1, 16, 16, max_scratch=2**40)
+        whole = K.conv2d_fwd(x, w, None, same, max_scratch=2**40)
         np.testing.assert_allclose(y, whole, rtol=1e-5, atol=1e-5)
 
 
@@ -181,20 +185,19 @@ def test_relu_kernels_match_their_py_func_and_the_reference(dtype, n):
     (16, 4, 3, 14, 1),            # a 1-byte bound rules out the per-thread image buffers
 ])
 def test_conv2d_plan_is_the_path_the_kernels_take(monkeypatch, c, o, k, hw, limit):
-    from npae.kernels import conv2d as conv_module
-
     taken = []
+    recording = {}
     for name in ("conv2d_image_fwd", "conv2d_image_bwd_input", "conv2d_image_bwd_weight"):
-        real = getattr(conv_module, name)
-        monkeypatch.setattr(conv_module, name,
-                            lambda *a, _real=real, _name=name: taken.append(_name) or _real(*a))
+        real = getattr(conv_module.CPU, name)
+        recording[name] = lambda *a, _real=real, _name=name: taken.append(_name) or _real(*a)
+    monkeypatch.setattr(conv_module, "CPU", replace(conv_module.CPU, **recording))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, c, hw, hw))
     w = rng.standard_normal((o, c, k, k))
-    g = (1, 1, 1, 1, 1, 1)
-    y = conv_module.conv2d_fwd(x, w, None, *g, hw, hw, max_scratch=limit)
-    conv_module.conv2d_bwd_input(y, w, hw, hw, *g, max_scratch=limit)
-    conv_module.conv2d_bwd_weight(x, y, k, k, *g, max_scratch=limit)
+    g = Geometry(k, k, 1, 1, 1, 1, 1, 1, hw, hw)
+    y = conv_module.conv2d_fwd(x, w, None, g, max_scratch=limit)
+    conv_module.conv2d_bwd_input(y, w, hw, hw, g, max_scratch=limit)
+    conv_module.conv2d_bwd_weight(x, y, g, max_scratch=limit)
     for direction, kernel in (("fwd", "conv2d_image_fwd"), ("bwd_input", "conv2d_image_bwd_input"),
                               ("bwd_weight", "conv2d_image_bwd_weight")):
         path, scratch = K.conv2d_plan(direction, 3, c, o, k, k, 1, 1, hw, hw, 8, limit)
@@ -217,9 +220,40 @@ def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w)
     x = rng.integers(0, 3, size=(2, 3, h, w)).astype(dtype)
     x[rng.random(x.shape) < 0.1] = np.nan
     oh, ow = h // 2, w // 2
-    y, idx = K.max_pool2d_fwd(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
+    y, idx = K.max_pool2d_fwd(x, Geometry(2, 2, 2, 2, 0, 0, 1, 1, oh, ow))
     y_ref, idx_ref = R.max_pool2d_ref(x.astype(np.float64), (2, 2), (2, 2))
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(y, y_ref.astype(dtype))  # NaN == NaN here
-    y_py, idx_py = K.max_pool2d_fwd.py_func(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
+    y_py, idx_py = _max_pool2d.py_func(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
     np.testing.assert_array_equal(idx, idx_py)
+
+
+def test_both_kernel_packages_list_the_same_kernels():
+    # the two __all__ lists are written by hand; this keeps them in step: every CPU kernel has
+    # its GPU twin (planners included, each with its backend's rule) and nothing else is there
+    from npae.kernels import cuda as G
+
+    assert sorted(G.__all__) == sorted(K.__all__)
+    assert len(set(K.__all__)) == len(K.__all__)
+    assert [name for name in K.__all__ if not (hasattr(K, name) and hasattr(G, name))] == []
+
+
+def test_the_gpu_planner_takes_the_gathers_only_on_request():
+    # the GPU's own rule (kernels/cuda/conv2d.py): im2col + cuBLAS whatever the shape, in
+    # chunks as large as the bound allows (no cache-sized target as on the CPU)
+    from npae.kernels import cuda as G
+
+    for direction in ("fwd", "bwd_input", "bwd_weight"):
+        # a shape where the CPU takes the one-image path
+        assert K.conv2d_plan(direction, 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)[0] == "image"
+        path, scratch = G.conv2d_plan(direction, 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
+        assert (path, scratch) == ("im2col", 3 * 16 * 9 * 14 * 14 * 8)  # the whole batch
+        assert G.conv2d_plan(direction, 3, 16, 4, 3, 3, 1, 1, 14, 14, 8, method="image") == (
+            "image", 0)
+    assert G.plan_chunks(128, 144, 28, 28, 4, 64 * 2**20) == (128, 28)
+    assert K.plan_chunks(128, 144, 28, 28, 4, 64 * 2**20) == (9, 28)  # ~4 MiB chunks
+    assert G.plan_chunks(2, 144, 28, 28, 4, 144 * 28 * 4 * 3) == (1, 3)  # rows, as on the CPU
+    with pytest.raises(ValueError, match="direction"):
+        G.conv2d_plan("sideways", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
+    with pytest.raises(ValueError, match="method"):
+        G.conv2d_plan("fwd", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8, method="fft")
