@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 import reference as R
 
 from npae.engine.shapes import Geometry, upsample_nearest2d_plan
@@ -226,3 +227,27 @@ def check_relu(lane, dtype, n):
     gx = lane.host(lane.K.relu_bwd(lane.dev(gy), y))
     np.testing.assert_array_equal(gx, np.where(x > 0, gy, 0))  # NaN and 0 pass no gradient
     return x, gy
+
+
+def check_index_bounds(lane, bad):
+    """The kernels that index by data (unpool's scatter and gather, pooling's backward,
+    upsampling's sources) refuse an index outside the plane with an IndexError saying which:
+    Numba does not bounds-check, and the issue's max_unpool2d_fwd with an index of 1e7 crashed
+    the interpreter."""
+    G = lane.K
+    x = lane.dev(np.ones((1, 2, 2, 2)))
+    idx = np.zeros((1, 2, 2, 2), np.int64)
+    idx[0, 1, 1, 0] = bad
+    says = rf"max_unpool2d: index {bad} at indices\[0, 1, 1, 0\] is outside the 2x2 output "
+    with pytest.raises(IndexError, match=says + r"plane \(valid: 0..3\)"):
+        G.max_unpool2d_fwd(x, lane.dev(idx), 2, 2)
+    with pytest.raises(IndexError, match=says):
+        G.max_unpool2d_bwd(lane.dev(np.ones((1, 2, 2, 2))), lane.dev(idx))
+    with pytest.raises(IndexError, match=says):
+        G.max_pool2d_bwd(x, lane.dev(idx), 2, 2)
+    rows = np.array([0, bad])
+    with pytest.raises(IndexError, match=rf"upsample_nearest2d: rows holds source {bad}, "
+                                         r"outside the input's 2 \(valid: 0..1\)"):
+        G.upsample_nearest2d_fwd(x, rows, np.array([0, 1]))
+    with pytest.raises(IndexError, match=rf"cols holds source {bad}"):
+        G.upsample_nearest2d_bwd(x, np.array([0, 1]), rows, 2, 2)

@@ -660,3 +660,11 @@ def test_valid_layer_arguments_still_build():
     nn.MaxPool2d(3, stride=2, padding=1)
     nn.Upsample(scale_factor=(2, 1.5))
     nn.Upsample(size=(7, 9))
+
+
+@pytest.mark.parametrize("op", [lambda t: F.conv2d(t, Tensor(np.ones((1, 1, 1, 1)))),
+                                lambda t: F.max_pool2d(t, 2), lambda t: F.mse_loss(t, t)])
+def test_a_tuple_of_tensors_given_to_a_checked_op_is_refused_at_entry(op):
+    pooled = F.max_pool2d(Tensor(np.arange(16.0).reshape(1, 1, 4, 4)), 2, return_indices=True)
+    with pytest.raises(TypeError, match="got a tuple of 2 values where a tensor goes"):
+        op(pooled)

@@ -71,3 +71,17 @@ def test_pooling_output_size_at_the_ceil_mode_boundary(n, k, s, p, floor_out, ce
     assert shapes.pool2d_out(n, k, s, p, 1, ceil_mode=True) == ceil_out
     x = npae.Tensor(np.arange(n * n, dtype=np.float64).reshape(1, 1, n, n))
     assert F.max_pool2d(x, k, s, p, ceil_mode=True).shape == (1, 1, ceil_out, ceil_out)
+
+
+@pytest.mark.parametrize("op, call", [
+    ("conv_transpose2d", lambda x: F.conv_transpose2d(x, npae.Tensor(np.zeros((1, 2, 3, 3))))),
+    ("max_unpool2d", lambda x: F.max_unpool2d(x, npae.Tensor(np.zeros(x.shape, np.int64)), 2)),
+    ("upsample_nearest2d", lambda x: F.upsample_nearest2d(x, scale_factor=2)),
+])
+@pytest.mark.parametrize("hw", [(0, 3), (3, 0)])
+def test_an_image_with_a_side_of_zero_is_refused_at_entry(op, call, hw):
+    # conv_transpose2d used to divide by zero in its chunk planner
+    x = npae.Tensor(np.zeros((1, 1, *hw)))
+    with pytest.raises(ValueError, match=rf"{op}: the input image is {hw[0]}x{hw[1]}; it needs "
+                                         r"at least one pixel a side"):
+        call(x)

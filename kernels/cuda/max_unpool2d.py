@@ -11,15 +11,24 @@ Here it is a gather, one thread per output element, in two steps:
 Thread t (output element t of the whole batch) binary-searches ``slot`` for its first entry
 and sums x over its run of entries: the values whose index is t, in scan order, as on the CPU.
 No atomics, the same sum on every run, and O(log) work to find the run instead of a scan of the
-whole plane. A negative index (never produced by max_pool2d; the op rejects them) sorts past
-every slot and is skipped, as on the CPU. The backward is a gather already.
+whole plane. Indices are checked first, as on the CPU: one outside the output plane raises
+IndexError (one reduction over idx on the device). The backward is a gather already.
 """
 
 import numpy as np
 from numba import cuda
 
 from .._arrays import array_module
+from ..max_unpool2d import index_error
 from ._launch import launch
+
+
+def _check_indices(idx, oh, ow) -> None:
+    xp = array_module(idx)
+    bad = ((idx < 0) | (idx >= oh * ow)).ravel()
+    if bool(bad.any()):
+        where = np.unravel_index(int(xp.argmax(bad)), idx.shape)
+        raise index_error(idx, tuple(int(v) for v in where), oh, ow)
 
 
 @cuda.jit
@@ -59,15 +68,14 @@ def _unpool_bwd_kernel(n_total, gy, idx, gx):
 
 def max_unpool2d_fwd(x, idx, oh, ow):
     """x, idx (N, C, H, W) -> y (N, C, oh, ow)."""
+    _check_indices(idx, oh, ow)
     xp = array_module(x)
     n, c, h, w = x.shape
     planes, hw, size = n * c, h * w, oh * ow
     flat = idx.reshape(planes, hw)
     plane = xp.arange(planes, dtype=np.int64).reshape(planes, 1)
     pos = xp.arange(hw, dtype=np.int64).reshape(1, hw)
-    past_the_end = planes * size  # the slot of a negative index: no thread reads it
-    key = xp.where(flat >= 0, (plane * size + flat) * hw + pos, past_the_end * hw + pos)
-    key = key.ravel()
+    key = ((plane * size + flat) * hw + pos).ravel()
     order = xp.argsort(key)
     slot = key[order] // hw
     y = xp.empty((n, c, oh, ow), dtype=x.dtype)
@@ -77,6 +85,7 @@ def max_unpool2d_fwd(x, idx, oh, ow):
 
 def max_unpool2d_bwd(gy, idx):
     """gy (N, C, oh, ow), idx (N, C, H, W) -> gx (N, C, H, W) = gy gathered at idx."""
+    _check_indices(idx, gy.shape[2], gy.shape[3])
     gx = array_module(gy).empty(idx.shape, dtype=gy.dtype)
     launch(_unpool_bwd_kernel, gx.size, gy, idx, gx)
     return gx

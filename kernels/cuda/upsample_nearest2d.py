@@ -10,6 +10,7 @@ increasing i then j, so the sum is the same on every run.
 from numba import cuda
 
 from .._arrays import array_module
+from ..upsample_nearest2d import check_sources
 from ._launch import launch
 
 
@@ -45,6 +46,7 @@ def _upsample_bwd_kernel(n_total, gy, rows, cols, gx):
 
 def upsample_nearest2d_fwd(x, rows, cols):
     """x (N, C, H, W) -> y (N, C, len(rows), len(cols))."""
+    check_sources(rows, cols, x.shape[2], x.shape[3])
     xp = array_module(x)
     rows, cols = xp.asarray(rows), xp.asarray(cols)
     y = xp.empty((x.shape[0], x.shape[1], rows.shape[0], cols.shape[0]), dtype=x.dtype)
@@ -54,6 +56,7 @@ def upsample_nearest2d_fwd(x, rows, cols):
 
 def upsample_nearest2d_bwd(gy, rows, cols, h, w):
     """gy (N, C, oh, ow) -> gx (N, C, h, w)."""
+    check_sources(rows, cols, h, w)
     xp = array_module(gy)
     rows, cols = xp.asarray(rows), xp.asarray(cols)
     gx = xp.empty((gy.shape[0], gy.shape[1], h, w), dtype=gy.dtype)

@@ -43,6 +43,14 @@ def check_nonnegative(op: str, name: str, value: tuple[int, int]) -> None:
         raise ValueError(f"{op}: {name} must be >= 0, got {value}")
 
 
+def check_image(op: str, hw) -> None:
+    """An image with a side of 0 has no pixels to upsample or to place a kernel copy at:
+    refused, as PyTorch does, instead of failing deep inside a kernel."""
+    if min(hw) < 1:
+        raise ValueError(f"{op}: the input image is {hw[0]}x{hw[1]}; it needs at least one "
+                         f"pixel a side")
+
+
 def check_4d(op: str, name: str, shape: tuple[int, ...], layout: str = "(N, C, H, W)") -> None:
     if len(shape) != 4:
         raise ValueError(f"{op}: expected a 4-D {name} {layout}, got shape {tuple(shape)}")
@@ -150,6 +158,7 @@ def conv_transpose2d_geometry(
     same output size, and output_padding picks which of them the transpose returns.
     ``output_size`` (H, W) or (N, C, H, W) solves for it instead.
     """
+    check_image(op, hw)
     (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = hw, kernel, stride, padding, dilation
     check_positive(op, "kernel size", kernel)
     check_positive(op, "stride", stride)
@@ -242,6 +251,7 @@ def unpool2d_size(op, hw, kernel, stride, padding, output_size=None) -> tuple[in
     within one stride of it, like PyTorch.
     """
     (h, w), (kh, kw), (sh, sw), (ph, pw) = hw, kernel, stride, padding
+    check_image(op, hw)
     check_positive(op, "kernel_size", kernel)
     check_positive(op, "stride", stride)
     check_nonnegative(op, "padding", padding)
@@ -277,6 +287,7 @@ def upsample_nearest2d_plan(op, hw, scale_factor=None, size=None):
     non-integer factors pick the same pixels.
     """
     h, w = hw
+    check_image(op, hw)
     if (scale_factor is None) == (size is None):
         raise ValueError(f"{op}: give exactly one of scale_factor and size")
     if size is not None:

@@ -5,8 +5,16 @@ from npae.engine.dispatch import as_array
 
 
 def array_of(x):
-    """The ndarray behind a Tensor, or x itself as an array."""
-    return x.data if hasattr(x, "requires_grad") else as_array(x)
+    """The ndarray behind a Tensor, or x itself as an array (never a tuple of tensors: a layer
+    that returns several values must be unpacked first)."""
+    if hasattr(x, "requires_grad"):
+        return x.data
+    if isinstance(x, (tuple, list)) and any(hasattr(v, "requires_grad") for v in x):
+        raise TypeError(
+            f"got a {type(x).__name__} of {len(x)} values where a tensor goes (a layer that "
+            f"returns several values, such as MaxPool2d(return_indices=True), must be unpacked "
+            f"first: y, idx = pool(x))")
+    return as_array(x)
 
 
 def same_float_dtype(op: str, **named) -> None:

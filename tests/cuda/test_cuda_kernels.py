@@ -94,13 +94,18 @@ def test_upsample_nearest2d_fwd_bwd(lane, dtype, seed, h, w, oh, ow):
 
 
 @pytest.mark.parametrize("lane", LANES)
-def test_max_unpool2d_skips_a_negative_index_and_sums_duplicates(lane):
-    # the op rejects negative indices; the kernel still skips them, as the CPU kernel does
+def test_max_unpool2d_sums_duplicates(lane):
     lane = lane_for(lane)
     x = np.array([[[[1.0, 2.0], [4.0, 8.0]]], [[[16.0, 32.0], [64.0, 128.0]]]])
-    idx = np.array([[[[0, -1], [0, 3]]], [[[-1, 1], [1, 1]]]])
+    idx = np.array([[[[0, 2], [0, 3]]], [[[0, 1], [1, 1]]]])
     y = lane.host(G.max_unpool2d_fwd(lane.dev(x), lane.dev(idx), 2, 2))
-    np.testing.assert_array_equal(y, [[[[5.0, 0.0], [0.0, 8.0]]], [[[0.0, 224.0], [0.0, 0.0]]]])
+    np.testing.assert_array_equal(y, [[[[5.0, 0.0], [2.0, 8.0]]], [[[16.0, 224.0], [0.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("lane", LANES)
+@pytest.mark.parametrize("bad", [-1, 4, 10**7])
+def test_the_kernels_that_index_by_data_refuse_an_index_outside_the_plane(lane, bad):
+    C.check_index_bounds(lane_for(lane), bad)
 
 
 @pytest.mark.parametrize("lane", LANES)

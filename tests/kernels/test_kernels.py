@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import Lane
 from npae.kernels import conv2d as conv_module
+from npae.kernels import max_unpool2d as _unpool
+from npae.kernels import upsample_nearest2d as _upsample
 from npae.kernels.max_pool2d import _max_pool2d
 from optable import conv2d_cases, conv_transpose2d_cases, max_pool2d_cases
 
@@ -117,8 +119,8 @@ def test_max_pool2d_ties_pick_first_in_scan_order(dtype, seed, k, s):
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 3), s=st.integers(1, 3))
 def test_max_unpool2d_fwd_bwd(dtype, seed, k, s):
     x, idx, y, gy, gx = C.check_max_unpool2d_fwd_bwd(CPU, dtype, seed, k, s)
-    np.testing.assert_array_equal(y, K.max_unpool2d_fwd.py_func(x, idx, *y.shape[2:]))
-    np.testing.assert_array_equal(gx, K.max_unpool2d_bwd.py_func(gy, idx))
+    np.testing.assert_array_equal(y, _unpool._max_unpool2d_fwd.py_func(x, idx, *y.shape[2:])[0])
+    np.testing.assert_array_equal(gx, _unpool._max_unpool2d_bwd.py_func(gy, idx)[0])
 
 
 @DTYPES
@@ -126,8 +128,8 @@ def test_max_unpool2d_fwd_bwd(dtype, seed, k, s):
        oh=st.integers(1, 11), ow=st.integers(1, 11))
 def test_upsample_nearest2d_fwd_bwd(dtype, seed, h, w, oh, ow):
     x, rows, cols, y, gy, gx = C.check_upsample_nearest2d_fwd_bwd(CPU, dtype, seed, h, w, oh, ow)
-    np.testing.assert_array_equal(y, K.upsample_nearest2d_fwd.py_func(x, rows, cols))
-    np.testing.assert_allclose(gx, K.upsample_nearest2d_bwd.py_func(gy, rows, cols, h, w),
+    np.testing.assert_array_equal(y, _upsample._upsample_nearest2d_fwd.py_func(x, rows, cols))
+    np.testing.assert_allclose(gx, _upsample._upsample_nearest2d_bwd.py_func(gy, rows, cols, h, w),
                                **C.tol(dtype))
 
 
@@ -257,3 +259,8 @@ def test_the_gpu_planner_takes_the_gathers_only_on_request():
         G.conv2d_plan("sideways", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
     with pytest.raises(ValueError, match="method"):
         G.conv2d_plan("fwd", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8, method="fft")
+
+
+@pytest.mark.parametrize("bad", [-1, 4, 10**7])
+def test_the_kernels_that_index_by_data_refuse_an_index_outside_the_plane(bad):
+    C.check_index_bounds(CPU, bad)
