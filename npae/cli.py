@@ -141,6 +141,17 @@ def _size(text: str) -> tuple[int, int]:
     return value
 
 
+def _count(text: str) -> int:
+    """A positive int: a number of channels."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
 def _hyper(text: str) -> tuple[int, int]:
     """'2' or '2x1' -> (2, 2) or (2, 1)."""
     return _pair(text, "an int or HxW like 2x1")
@@ -265,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='comma-separated layers, e.g. "conv:16:3:1:1,pool:2,conv:4:3:1:1,pool:2"')
     p.add_argument("--input", type=_size, default=(28, 28), metavar="HxW",
                    help="input size (default 28x28)")
-    p.add_argument("--channels", type=int, default=1, metavar="C",
+    p.add_argument("--channels", type=_count, default=1, metavar="C",
                    help="input channels (default 1)")
     p.set_defaults(run=_shapes)
 

@@ -246,3 +246,25 @@ def test_explain_png_naming_a_folder_is_one_line(capsys, tmp_path):
     assert main(["explain", "conv2d", "--png", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("npae: error: ") and "Is a directory" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--layers", "conv:0:3"], "layer 'conv:0:3': the channel count must be a positive int, "
+                               "got '0'"),
+    (["--layers", "conv:-4:3"], "the channel count must be a positive int, got '-4'"),
+    (["--layers", "tconv:x:3"], "the channel count must be a positive int, got 'x'"),
+    (["--layers", "flatten,linear:0"], "the feature count must be a positive int, got '0'"),
+    (["--layers", "flatten,unflatten:1:0:784"], "unflatten:C:H:W takes three positive ints"),
+    (["--layers", "up:1e12"], "layer 1 (up:1e12): an output of 28000000000000x28000000000000 "
+                              "pixels per channel (float32) would need"),
+])
+def test_shapes_refuses_impossible_layers_in_one_line(capsys, argv, message):
+    # conv:0:3 and negative channels used to print shapes; up:1e12 raised a raw MemoryError
+    code, _, err = _main(capsys, "shapes", *argv)
+    assert code == 1 and message in err and err.count("\n") == 1
+
+
+def test_shapes_refuses_zero_input_channels(capsys):
+    with pytest.raises(SystemExit):
+        main(["shapes", "--channels", "0", "--layers", "relu"])
+    assert "expected a positive int, got '0'" in capsys.readouterr().err

@@ -123,8 +123,11 @@ def parse_layer(spec: str) -> Layer:
         try:
             layer.out = int(args[0])
         except ValueError:
-            raise ValueError(f"layer {spec!r}: the channel count must be an int, got "
-                             f"{args[0]!r}") from None
+            layer.out = 0
+        if layer.out < 1:
+            what = "feature" if name == "linear" else "channel"
+            raise ValueError(f"layer {spec!r}: the {what} count must be a positive int, got "
+                             f"{args[0]!r}")
         args = args[1:]
     if name in ("conv", "tconv", "pool", "unpool"):
         names = ["kernel", "stride", "padding", "dilation" if name == "conv" else
@@ -145,7 +148,9 @@ def parse_layer(spec: str) -> Layer:
         try:
             layer.shape = tuple(int(a) for a in args)
         except ValueError:
-            raise ValueError(f"layer {spec!r}: unflatten:C:H:W takes three ints") from None
+            layer.shape = (0,)
+        if min(layer.shape) < 1:
+            raise ValueError(f"layer {spec!r}: unflatten:C:H:W takes three positive ints")
     return layer
 
 
