@@ -140,6 +140,25 @@ def check_max_pool2d_ties(lane, dtype, seed, k, s):
     np.testing.assert_array_equal(y, y_ref)
 
 
+def check_max_pool2d_ties_and_nan_with_padding_and_dilation(lane, dtype, seed, k, s, p, d):
+    """The general kernel (not the 2x2 fast path) with ties everywhere, some NaNs, padding
+    and dilation: the first maximum (or the first NaN) in scan order wins, padding never does;
+    the backward sends each gradient to exactly that element."""
+    from npae.engine.shapes import pool2d_geometry
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(2, 2, 7, 6)).astype(dtype)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    geom = pool2d_geometry("test", (7, 6), (k, k), (s, s), (p, p), (d, d), False)
+    y, idx = (lane.host(a) for a in lane.K.max_pool2d_fwd(lane.dev(x), geom))
+    y_ref, idx_ref = R.max_pool2d_ref(x, (k, k), (s, s), (p, p), (d, d))
+    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))  # NaN == NaN here
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx = lane.host(lane.K.max_pool2d_bwd(lane.dev(gy), lane.dev(idx), 7, 6))
+    np.testing.assert_allclose(gx, R.max_pool2d_backward_ref(gy, idx_ref, (7, 6)), **tol(dtype))
+
+
 def check_max_unpool2d_fwd_bwd(lane, dtype, seed, k, s):
     """Indices from pooling with stride < kernel repeat: duplicates are summed."""
     from optable import tie_free

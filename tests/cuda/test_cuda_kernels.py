@@ -79,6 +79,17 @@ def test_max_pool2d_ties_pick_first_in_scan_order(lane, dtype, seed, k, s):
 @pytest.mark.parametrize("lane", LANES)
 @DTYPES
 @more
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 3), s=st.integers(1, 3),
+       p=st.integers(0, 1), d=st.integers(1, 2))
+def test_max_pool2d_keeps_the_tie_and_nan_rules_with_padding_and_dilation(lane, dtype, seed, k,
+                                                                          s, p, d):
+    C.check_max_pool2d_ties_and_nan_with_padding_and_dilation(lane_for(lane), dtype, seed, k, s,
+                                                              p, d)
+
+
+@pytest.mark.parametrize("lane", LANES)
+@DTYPES
+@more
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 3), s=st.integers(1, 3))
 def test_max_unpool2d_fwd_bwd(lane, dtype, seed, k, s):
     C.check_max_unpool2d_fwd_bwd(lane_for(lane), dtype, seed, k, s)

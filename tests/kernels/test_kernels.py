@@ -214,6 +214,13 @@ def test_conv2d_plan_is_the_path_the_kernels_take(monkeypatch, c, o, k, hw, limi
 
 
 @DTYPES
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 3), s=st.integers(1, 3),
+       p=st.integers(0, 1), d=st.integers(1, 2))
+def test_max_pool2d_general_kernel_keeps_the_tie_and_nan_rules(dtype, seed, k, s, p, d):
+    C.check_max_pool2d_ties_and_nan_with_padding_and_dilation(CPU, dtype, seed, k, s, p, d)
+
+
+@DTYPES
 @given(seed=st.integers(0, 2**32 - 1), h=st.integers(2, 9), w=st.integers(2, 9))
 def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w):
     # 2x2, stride 2, no padding takes the unrolled kernel; few distinct values (ties
