@@ -45,9 +45,9 @@ class TrainSettings:
     seed: int = 0
 
     def check(self):
-        if self.model not in models.MODELS:
+        if self.model not in models.names():
             raise ValueError(
-                f"unknown model {self.model!r}; choose one of: {', '.join(models.MODELS)}"
+                f"unknown model {self.model!r}; choose one of: {', '.join(models.names())}"
             )
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
@@ -265,7 +265,7 @@ def load_model(ckpt_path):
     meta = checkpoint.read_meta(ckpt_path)
     saved_settings(ckpt_path, meta)
     name = meta["model"]
-    if name not in models.MODELS:
+    if name not in models.names():
         raise checkpoint.CheckpointError(f"{ckpt_path}: unknown model {name!r}")
     model = models.create(name)
     checkpoint.restore(ckpt_path, model, expect_model=name)
