@@ -252,7 +252,7 @@ def test_explain_png_naming_a_folder_is_one_line(capsys, tmp_path):
     (["--layers", "conv:0:3"], "layer 'conv:0:3': the channel count must be a positive int, "
                                "got '0'"),
     (["--layers", "conv:-4:3"], "the channel count must be a positive int, got '-4'"),
-    (["--layers", "tconv:x:3"], "the channel count must be a positive int, got 'x'"),
+    (["--layers", "tconv:0:3"], "the channel count must be a positive int, got '0'"),
     (["--layers", "flatten,linear:0"], "the feature count must be a positive int, got '0'"),
     (["--layers", "flatten,unflatten:1:0:784"], "unflatten:C:H:W takes three positive ints"),
     (["--layers", "up:1e12"], "layer 1 (up:1e12): an output of 28000000000000x28000000000000 "

@@ -120,12 +120,13 @@ def parse_layer(spec: str) -> Layer:
                          f"({GRAMMAR})")
     layer = Layer(name, spec)
     if name in ("conv", "tconv", "linear"):
+        what = "feature" if name == "linear" else "channel"
         try:
             layer.out = int(args[0])
         except ValueError:
-            layer.out = 0
+            raise ValueError(f"layer {spec!r}: the {what} count must be an int, got "
+                             f"{args[0]!r}") from None
         if layer.out < 1:
-            what = "feature" if name == "linear" else "channel"
             raise ValueError(f"layer {spec!r}: the {what} count must be a positive int, got "
                              f"{args[0]!r}")
         args = args[1:]
