@@ -131,16 +131,19 @@ class Function:
         out = cls.forward(ctx, *arrays, **params)
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
-        owners = {id(_root(v.data)): v for v in inputs if isinstance(v, Tensor)}
+        owners = None  # {root array id: input Tensor}, built only when an output is a view
         tensors = []
         for k, array in enumerate(outs):
             array = as_array(array)
             differentiable = record and array.dtype in FLOAT_DTYPES
             t = Tensor(array, requires_grad=differentiable)
             t._index = k
-            owner = owners.get(id(_root(array)))
-            if owner is not None:  # a view of an input (reshape, slicing): one memory, one count
-                t._version_counter = owner._version_counter
+            if array.base is not None:  # perhaps a view of an input (reshape, slicing)
+                if owners is None:
+                    owners = {id(_root(v.data)): v for v in inputs if isinstance(v, Tensor)}
+                owner = owners.get(id(_root(array)))
+                if owner is not None:  # one memory, one count
+                    t._version_counter = owner._shared_counter()
             tensors.append(t)
         if record:
             meta = tuple((t.shape, t.dtype, array_module(t.data)) for t in tensors)

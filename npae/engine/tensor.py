@@ -96,7 +96,7 @@ class Tensor:
         # with the value it had when an operation saved this tensor's array. Tensors that are
         # views of one another (reshape, slicing, detach) share one counter, as in PyTorch. A
         # write into ``.data`` itself (``t.data[...] = ...``) does not bump it: see above.
-        self._version_counter = _VersionCounter()
+        self._version_counter = None  # made on first need: most tensors are never changed
         if requires_grad:
             _check_float(data.dtype, "a tensor that requires grad")
         self.requires_grad = bool(requires_grad)
@@ -161,16 +161,23 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data, cut from the graph (and sharing this tensor's version counter)."""
         t = Tensor(self.data)
-        t._version_counter = self._version_counter
+        t._version_counter = self._shared_counter()
         return t
 
     @property
     def _version(self) -> int:
         """How many in-place changes npae has made to this tensor's memory (read-only)."""
-        return self._version_counter.value
+        counter = self._version_counter
+        return 0 if counter is None else counter.value
 
     def _bump_version(self) -> None:
-        self._version_counter.value += 1
+        self._shared_counter().value += 1
+
+    def _shared_counter(self) -> _VersionCounter:
+        """This tensor's counter, made now if it has none yet, for a view to share."""
+        if self._version_counter is None:
+            self._version_counter = _VersionCounter()
+        return self._version_counter
 
     # ----------------------------------------------------------------- the engine
     def backward(self, grad=None, retain_graph: bool = False) -> None:
