@@ -461,3 +461,15 @@ def test_the_usual_loop_forward_backward_step_bumps_the_version_once_per_step():
         opt.step()
         assert p._version == step + 1
     assert_allclose(p.data, np.array([1.0, 2.0]) * 0.8**3, rtol=1e-6)
+
+
+def test_backward_lets_go_of_the_inputs_whose_versions_it_checked():
+    import weakref
+
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    x = Tensor([3.0, 4.0])  # a constant: the graph never needs it after backward
+    loss = (x * w).sum()
+    gone = weakref.ref(x)
+    del x
+    loss.backward()
+    assert gone() is None  # while `loss` lives on, as a training loop's last loss does

@@ -61,6 +61,7 @@ def run_backward(root: Node, index: int, grad: np.ndarray, retain_graph: bool) -
         in_grads = node.function.backward(node.ctx, *grads)
         if not retain_graph:
             node.ctx = None  # free the saved activations now, not when the graph is dropped
+            node.saved_versions = ()  # and the inputs they were checked against
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         if len(in_grads) != len(node.inputs):
