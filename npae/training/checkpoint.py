@@ -113,21 +113,12 @@ def _corrupt(path, err) -> CheckpointError:
     )
 
 
-class _open:
-    """The archive, with zip-level damage reported as CheckpointError."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        try:
-            self.archive = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-            raise _corrupt(self.path, err) from None
-        return self.archive
-
-    def __exit__(self, *exc):
-        self.archive.close()
+def _open(path) -> zipfile.ZipFile:
+    """The archive (a context manager), with zip-level damage reported as CheckpointError."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise _corrupt(path, err) from None
 
 
 def _members(path, archive) -> dict:
