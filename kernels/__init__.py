@@ -26,6 +26,7 @@ follow below:
 |upsample_nearest2d_fwd|copy each source pixel                    |upsample_nearest2d_ref         |
 |upsample_nearest2d_bwd|sum each source pixel's copies            |upsample_nearest2d_backward_ref|
 |relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |relu_ref, mask (tests)         |
+|adam_step             |one Adam step of a parameter, one pass    |the NumPy rule (tests)         |
 
 Beside them, the convolutions' planners: ``conv2d_plan`` (which path, how much scratch) and
 ``plan_chunks`` (how many images, or output rows, per chunk of columns).
@@ -48,12 +49,14 @@ the CUDA simulator and on a GPU:
 |max_unpool2d_bwd                  |cuda/max_unpool2d.py: gather                              |
 |upsample_nearest2d_fwd / _bwd     |cuda/upsample_nearest2d.py: gathers                       |
 |relu_fwd / relu_bwd               |cuda/relu.py: one thread per element                      |
+|adam_step                         |cuda/adam.py: one thread per element                      |
 
 Array-level code is written once: the convolution drivers in conv2d.py (chunking, GEMMs,
 transpose convolution) run on either backend's pieces (``ConvBackend``), and the array module
 is the input's (``array_module`` in _arrays.py, also the engine's).
 """
 
+from .adam import adam_step
 from .conv2d import (
     DEFAULT_MAX_SCRATCH,
     conv2d_bwd_input,
@@ -93,4 +96,5 @@ __all__ = [
     "upsample_nearest2d_bwd",
     "relu_fwd",
     "relu_bwd",
+    "adam_step",
 ]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numba
 
 from ._arrays import array_module
+from ._pool import empty as pool_empty
 from .conv2d_image import conv2d_image_bwd_input, conv2d_image_bwd_weight, conv2d_image_fwd
 from .im2col import col2im_rows, im2col_rows
 
@@ -145,6 +146,9 @@ class ConvBackend:
     plan_chunks: Callable
     # add_weight_grad(gw (O, K), gy (nb, O, L), cols (nb, K, L)): gw += sum_i gy[i] @ cols[i].T
     add_weight_grad: Callable
+    # empty(like, shape, dtype): an uninitialised array on like's device (the CPU's come from
+    # the buffer pool, kernels/_pool.py)
+    empty: Callable
 
 
 def conv2d_fwd_with(backend, x, w, b, geom, max_scratch, method):
@@ -162,7 +166,7 @@ def conv2d_fwd_with(backend, x, w, b, geom, max_scratch, method):
         return backend.conv2d_image_fwd(xp.ascontiguousarray(x), xp.ascontiguousarray(w), bias,
                                         sh, sw, ph, pw, dh, dw, oh, ow)
     w2 = w.reshape(o, k)
-    y = xp.empty((n, o, oh * ow), dtype=x.dtype)
+    y = backend.empty(x, (n, o, oh * ow), x.dtype)
     nb, rows = backend.plan_chunks(n, k, oh, ow, x.itemsize, max_scratch)
     for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
         cols = backend.im2col_rows(x[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
@@ -190,10 +194,13 @@ def conv2d_bwd_input_with(backend, gy, w, h, wd, geom, max_scratch, method):
                                               h, wd, sh, sw, ph, pw, dh, dw)
     w2t = w.reshape(o, k).T
     gy3 = gy.reshape(n, o, oh * ow)
-    gx = xp.zeros((n, c, h, wd), dtype=gy.dtype)
+    gx = backend.empty(gy, (n, c, h, wd), gy.dtype)
     nb, rows = backend.plan_chunks(n, k, oh, ow, gy.itemsize, max_scratch)
     for s, e, oy0, oy1 in _chunks(n, oh, nb, rows):
-        gcols = xp.matmul(w2t, gy3[s:e, :, oy0 * ow:oy1 * ow])  # (nb, K, rows*ow)
+        if oy0 == 0:
+            gx[s:e] = 0  # zeroed chunk by chunk, while the chunk is about to be used
+        gcols = backend.empty(gy, (e - s, k, (oy1 - oy0) * ow), gy.dtype)
+        xp.matmul(w2t, gy3[s:e, :, oy0 * ow:oy1 * ow], out=gcols)  # (nb, K, rows*ow)
         backend.col2im_rows(gcols, gx[s:e], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
     return gx
 
@@ -239,8 +246,12 @@ def _add_weight_grad(gw, gy, cols):
         gw += gy[i] @ cols[i].T
 
 
+def _empty(like, shape, dtype):
+    return pool_empty(shape, dtype)
+
+
 CPU = ConvBackend(im2col_rows, col2im_rows, conv2d_image_fwd, conv2d_image_bwd_input,
-                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad)
+                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad, _empty)
 
 
 def conv2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):

@@ -27,6 +27,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit
+from ._pool import empty
 
 # images per weight-gradient group: 128 images -> 16 partial sums, enough to keep 2-16 threads
 # busy; a fixed number so the summation order never depends on the machine
@@ -146,15 +147,29 @@ def _widen(g, wl):
     return out
 
 
-@jit(parallel=True)
 def conv2d_image_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) -> y (N, O, oh, ow). Pass zeros for no bias."""
+    y = empty((x.shape[0], w.shape[0], oh, ow), x.dtype)
+    _conv2d_image_fwd(x, w, b, y, sh, sw, ph, pw, dh, dw)
+    return y
+
+
+def conv2d_image_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
+    """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
+    gx = empty((gy.shape[0], w.shape[1], h, wd), gy.dtype)
+    _conv2d_image_bwd_input(gy, w, gx, sh, sw, ph, pw, dh, dw)
+    return gx
+
+
+@jit(parallel=True)
+def _conv2d_image_fwd(x, w, b, y, sh, sw, ph, pw, dh, dw):
+    """conv2d_image_fwd's loop, into y (N, O, oh, ow)."""
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
+    oh, ow = y.shape[2], y.shape[3]
     k = c * kh * kw
     w2 = w.reshape(o, k)
     unit, wl, m, p, tap_row, tap_off = _layout(c, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    y = np.empty((n, o, oh, ow), dtype=x.dtype)
     for img in prange(n):  # each image's output belongs to one thread
         src = _source(x[img], unit, wl, p, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         acc = np.empty((o, m), dtype=x.dtype)  # (O, oh*wl)
@@ -192,18 +207,17 @@ def conv2d_image_fwd(x, w, b, sh, sw, ph, pw, dh, dw, oh, ow):
             for oy in range(oh):
                 for ox in range(ow):
                     y[img, oc, oy, ox] = acc[oc, oy * wl + ox]
-    return y
 
 
 @jit(parallel=True)
-def conv2d_image_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
-    """gy (N, O, oh, ow), w (O, C, kh, kw) -> gx (N, C, h, wd): the adjoint of conv2d in x."""
+def _conv2d_image_bwd_input(gy, w, gx, sh, sw, ph, pw, dh, dw):
+    """conv2d_image_bwd_input's loop, into gx (N, C, h, wd)."""
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
+    h, wd = gx.shape[2], gx.shape[3]
     k = c * kh * kw
     w2 = w.reshape(o, k)
     unit, wl, m, p, tap_row, tap_off = _layout(c, h, wd, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    gx = np.empty((n, c, h, wd), dtype=gy.dtype)
     for img in prange(n):  # each image's gradient belongs to one thread
         g = _widen(gy[img], wl)  # (O, oh*wl), zero in the extra columns
         row = np.empty(m, dtype=gy.dtype)
@@ -232,7 +246,6 @@ def conv2d_image_bwd_input(gy, w, h, wd, sh, sw, ph, pw, dh, dw):
                     base = (hy + ph) * wl + pw
                     for wx in range(wd):
                         gxi[ch, hy, wx] = gsrc[ch, base + wx]
-    return gx
 
 
 @jit(parallel=True, reassociate=True)

@@ -17,18 +17,25 @@ the result is the same on every run. The ``_rows`` variants handle output rows
 [oy0, oy1) only, so a caller can bound the scratch memory of one call.
 """
 
-import numpy as np
 from numba import prange
 
 from ._jit import jit
+from ._pool import empty, zeros
+
+
+def im2col_rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
+    """cols (N, C*kh*kw, (oy1-oy0)*ow) for output rows oy0..oy1-1 of x (N, C, H, W)."""
+    n, c = x.shape[:2]
+    cols = empty((n, c * kh * kw, (oy1 - oy0) * ow), x.dtype)
+    _im2col_rows(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1)
+    return cols
 
 
 @jit(parallel=True)
-def im2col_rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
-    """cols (N, C*kh*kw, (oy1-oy0)*ow) for output rows oy0..oy1-1 of x (N, C, H, W)."""
+def _im2col_rows(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
+    """im2col_rows's loop, into cols."""
     n, c, h, w = x.shape
     rows = oy1 - oy0
-    cols = np.empty((n, c * kh * kw, rows * ow), dtype=x.dtype)
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
@@ -48,7 +55,6 @@ def im2col_rows(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, oy0, oy1):
                             cols[b, r, base + ox] = x[b, ch, hy, wx]
                         else:
                             cols[b, r, base + ox] = 0
-    return cols
 
 
 @jit(parallel=True)
@@ -80,6 +86,6 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
 
 def col2im(cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """cols (N, C*kh*kw, oh*ow) -> x (N, C, H, W), overlapping windows summed."""
-    x = np.zeros((cols.shape[0], c, h, w), dtype=cols.dtype)
+    x = zeros((cols.shape[0], c, h, w), cols.dtype)
     col2im_rows(cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 0, oh)
     return x

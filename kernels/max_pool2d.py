@@ -14,24 +14,28 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit
+from ._pool import empty
 from .max_unpool2d import max_unpool2d_fwd
 
 
 def max_pool2d_fwd(x, geom):
     """x (N, C, H, W) -> (y (N, C, oh, ow), idx int64 (N, C, oh, ow)); geom: the window
     (kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, named)."""
-    return _max_pool2d(x, *geom.args, geom.oh, geom.ow)
+    n, c = x.shape[:2]
+    y = empty((n, c, geom.oh, geom.ow), x.dtype)
+    idx = empty((n, c, geom.oh, geom.ow), np.int64)
+    _max_pool2d(x, y, idx, *geom.args, geom.oh, geom.ow)
+    return y, idx
 
 
 @jit(parallel=True)
-def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """max_pool2d_fwd with the geometry unpacked: Numba takes integers."""
+def _max_pool2d(x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """max_pool2d_fwd's loop, the geometry unpacked (Numba takes integers): fills y and idx."""
     n, c, h, w = x.shape
     if (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1
             and dw == 1 and 2 * oh <= h and 2 * ow <= w):
-        return _max_pool2d_2x2(x, oh, ow)  # every model of the article pools this way
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    idx = np.empty((n, c, oh, ow), dtype=np.int64)
+        _max_pool2d_2x2(x, y, idx, oh, ow)  # every model of the article pools this way
+        return
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
@@ -55,7 +59,6 @@ def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                         where = hy * w + wx if take else where
                 y[b, ch, oy, ox] = best
                 idx[b, ch, oy, ox] = where
-    return y, idx
 
 
 def max_pool2d_bwd(gy, idx, h, w):
@@ -64,7 +67,7 @@ def max_pool2d_bwd(gy, idx, h, w):
 
 
 @jit(parallel=True)
-def _max_pool2d_2x2(x, oh, ow):
+def _max_pool2d_2x2(x, y, idx, oh, ow):
     """_max_pool2d for 2x2 windows, stride 2, no padding, every window inside the image:
     the four taps unrolled, no bounds checks. Same rule for ties and NaN, in the same scan
     order; measured 2.0 -> 1.4 ms on 128x16x28x28.
@@ -73,8 +76,6 @@ def _max_pool2d_2x2(x, oh, ow):
                                                         c d
     """
     n, c, h, w = x.shape
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    idx = np.empty((n, c, oh, ow), dtype=np.int64)
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
@@ -100,4 +101,3 @@ def _max_pool2d_2x2(x, oh, ow):
                 where = base + w + j + 1 if take else where
                 y[b, ch, oy, ox] = best
                 idx[b, ch, oy, ox] = where
-    return y, idx

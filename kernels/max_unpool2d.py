@@ -13,18 +13,21 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit
+from ._pool import empty
 
 
 def max_unpool2d_fwd(x, idx, oh, ow):
     """x, idx (N, C, H, W) -> y (N, C, oh, ow); IndexError for an index outside [0, oh*ow)."""
-    y, bad = _max_unpool2d_fwd(x, idx, oh, ow)
+    y = empty((x.shape[0], x.shape[1], oh, ow), x.dtype)
+    bad = _max_unpool2d_fwd(x, idx, y)
     check_indices(idx, bad, oh, ow)
     return y
 
 
 def max_unpool2d_bwd(gy, idx):
     """gy (N, C, oh, ow), idx (N, C, H, W) -> gx (N, C, H, W) = gy gathered at idx."""
-    gx, bad = _max_unpool2d_bwd(gy, idx)
+    gx = empty(idx.shape, gy.dtype)
+    bad = _max_unpool2d_bwd(gy, idx, gx)
     check_indices(idx, bad, gy.shape[2], gy.shape[3])
     return gx
 
@@ -47,13 +50,14 @@ def index_error(idx, where, oh, ow) -> IndexError:
 
 
 @jit(parallel=True)
-def _max_unpool2d_fwd(x, idx, oh, ow):
-    """max_unpool2d_fwd's loop; also returns each plane's first bad index position (or -1)."""
+def _max_unpool2d_fwd(x, idx, y4):
+    """max_unpool2d_fwd's loop into y4 (N, C, oh, ow); returns each plane's first bad index
+    position (or -1)."""
     n, c, h, w = x.shape
-    size = oh * ow
-    # np.empty, then each thread zeroes its own planes: a single-threaded np.zeros of the whole
-    # output took as long as the scatter itself (measured 2x on 128x16x28x28)
-    y = np.empty((n, c, size), dtype=x.dtype)
+    size = y4.shape[2] * y4.shape[3]
+    # uninitialised, then each thread zeroes its own planes: a single-threaded np.zeros of the
+    # whole output took as long as the scatter itself (measured 2x on 128x16x28x28)
+    y = y4.reshape(n, c, size)
     bad = np.full(n * c, -1, dtype=np.int64)
     for plane in prange(n * c):  # each plane scatters only into its own output plane
         b = plane // c
@@ -67,17 +71,17 @@ def _max_unpool2d_fwd(x, idx, oh, ow):
                     out[k] += x[b, ch, i, j]
                 elif bad[plane] < 0:
                     bad[plane] = i * w + j
-    return y.reshape(n, c, oh, ow), bad
+    return bad
 
 
 @jit(parallel=True)
-def _max_unpool2d_bwd(gy, idx):
-    """max_unpool2d_bwd's loop; also returns each plane's first bad index position (or -1)."""
+def _max_unpool2d_bwd(gy, idx, gx):
+    """max_unpool2d_bwd's loop into gx (N, C, H, W); returns each plane's first bad index
+    position (or -1)."""
     n, c, oh, ow = gy.shape
     h, w = idx.shape[2], idx.shape[3]
     size = oh * ow
     g = np.ascontiguousarray(gy).reshape(n, c, size)  # flat planes: no division per index
-    gx = np.empty((n, c, h, w), dtype=gy.dtype)
     bad = np.full(n * c, -1, dtype=np.int64)
     for plane in prange(n * c):
         b = plane // c
@@ -92,4 +96,4 @@ def _max_unpool2d_bwd(gy, idx):
                     gx[b, ch, i, j] = 0
                     if bad[plane] < 0:
                         bad[plane] = i * w + j
-    return gx, bad
+    return bad

@@ -5,40 +5,48 @@
 
 NumPy needs two single-threaded passes for the forward (``np.maximum`` and the ``x > 0`` mask
 the backward needs); here one pass writes y, and the backward reads y itself. Elements are
-split into blocks, one thread per block: every output element is written exactly once.
+split into blocks, one thread per block: every output element is written exactly once. The
+outputs come from the buffer pool (kernels/_pool.py), the loops write into them.
 """
 
-import numpy as np
 from numba import prange
 
 from ._jit import jit
+from ._pool import empty
 
 BLOCK = 1 << 14  # elements per parallel task: 64 KiB of float32, long runs that vectorise
 
 
-@jit(parallel=True)
 def relu_fwd(x):
     """x (any shape, contiguous) -> y = max(x, 0) with NaN propagated."""
-    xf = x.reshape(-1)
-    y = np.empty_like(xf)
+    y = empty(x.shape, x.dtype)
+    _relu_fwd(x.reshape(-1), y.reshape(-1))
+    return y
+
+
+def relu_bwd(gy, y):
+    """gy, y (same shape, contiguous) -> gx = gy where y > 0, else 0."""
+    gx = empty(gy.shape, gy.dtype)
+    _relu_bwd(gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+    return gx
+
+
+@jit(parallel=True)
+def _relu_fwd(xf, y):
+    """relu_fwd's loop over flat arrays: y = max(xf, 0)."""
     n = xf.size
-    zero = x.dtype.type(0)
+    zero = xf.dtype.type(0)
     for blk in prange((n + BLOCK - 1) // BLOCK):
         for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
             v = xf[i]
             y[i] = v if (v > zero or v != v) else zero
-    return y.reshape(x.shape)
 
 
 @jit(parallel=True)
-def relu_bwd(gy, y):
-    """gy, y (same shape, contiguous) -> gx = gy where y > 0, else 0."""
-    gf = gy.reshape(-1)
-    yf = y.reshape(-1)
-    gx = np.empty_like(gf)
+def _relu_bwd(gf, yf, gx):
+    """relu_bwd's loop over flat arrays: gx = gf where yf > 0."""
     n = gf.size
-    zero = gy.dtype.type(0)
+    zero = gf.dtype.type(0)
     for blk in prange((n + BLOCK - 1) // BLOCK):
         for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
             gx[i] = gf[i] if yf[i] > zero else zero
-    return gx.reshape(gy.shape)

@@ -11,22 +11,26 @@ Both run in parallel over (n, c) planes; the backward scatters only within its o
 not bounds-check, and these kernels are public.
 """
 
-import numpy as np
 from numba import prange
 
 from ._jit import jit
+from ._pool import empty
 
 
 def upsample_nearest2d_fwd(x, rows, cols):
     """x (N, C, H, W) -> y (N, C, len(rows), len(cols))."""
     check_sources(rows, cols, x.shape[2], x.shape[3])
-    return _upsample_nearest2d_fwd(x, rows, cols)
+    y = empty((x.shape[0], x.shape[1], len(rows), len(cols)), x.dtype)
+    _upsample_nearest2d_fwd(x, rows, cols, y)
+    return y
 
 
 def upsample_nearest2d_bwd(gy, rows, cols, h, w):
     """gy (N, C, oh, ow) -> gx (N, C, h, w)."""
     check_sources(rows, cols, h, w)
-    return _upsample_nearest2d_bwd(gy, rows, cols, h, w)
+    gx = empty((gy.shape[0], gy.shape[1], h, w), gy.dtype)
+    _upsample_nearest2d_bwd(gy, rows, cols, gx)
+    return gx
 
 
 def check_sources(rows, cols, h, w) -> None:
@@ -40,11 +44,11 @@ def check_sources(rows, cols, h, w) -> None:
 
 
 @jit(parallel=True)
-def _upsample_nearest2d_fwd(x, rows, cols):
+def _upsample_nearest2d_fwd(x, rows, cols, y):
+    """upsample_nearest2d_fwd's loop, into y (N, C, len(rows), len(cols))."""
     n, c, h, w = x.shape
     oh = rows.shape[0]
     ow = cols.shape[0]
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
@@ -52,13 +56,12 @@ def _upsample_nearest2d_fwd(x, rows, cols):
             r = rows[i]
             for j in range(ow):
                 y[b, ch, i, j] = x[b, ch, r, cols[j]]
-    return y
 
 
 @jit(parallel=True)
-def _upsample_nearest2d_bwd(gy, rows, cols, h, w):
+def _upsample_nearest2d_bwd(gy, rows, cols, gx):
+    """upsample_nearest2d_bwd's loop, into gx (N, C, h, w): each thread zeroes its planes."""
     n, c, oh, ow = gy.shape
-    gx = np.empty((n, c, h, w), dtype=gy.dtype)  # each thread zeroes its own planes
     for plane in prange(n * c):
         b = plane // c
         ch = plane % c
@@ -67,4 +70,3 @@ def _upsample_nearest2d_bwd(gy, rows, cols, h, w):
             r = rows[i]
             for j in range(ow):
                 gx[b, ch, r, cols[j]] += gy[b, ch, i, j]
-    return gx

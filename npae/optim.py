@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from npae.engine.dispatch import device_of, is_array, to_device
+from npae.engine.dispatch import (
+    array_module,
+    contiguous,
+    device_of,
+    is_array,
+    kernels_for,
+    to_device,
+)
 
 
 class Optimizer:
@@ -131,21 +138,40 @@ class Adam(Optimizer):
         g = grad + weight_decay * p           (L2 penalty, as torch.optim.Adam)
         m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2
         p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    ``fused=True`` (the default) runs each parameter's update as one kernel pass
+    (``npae.kernels.adam_step``: every element read and written once, no temporaries);
+    ``fused=False`` runs the NumPy lines of ``_update_readable``, the rule as written above.
+    Both give the same numbers up to rounding (tests/test_optim.py checks both).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 fused=True):
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
         super().__init__(params, lr=lr, beta1=b1, beta2=b2, eps=eps, weight_decay=weight_decay)
+        self.fused = bool(fused)
 
     def _update(self, p, grad, state):
         h = self.hyper
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["exp_avg"] = array_module(p.data).zeros_like(p.data)
+            state["exp_avg_sq"] = array_module(p.data).zeros_like(p.data)
         state["step"] += 1
+        if not self.fused:
+            return self._update_readable(p, grad, state)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        if not (p.data.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous
+                and m.dtype == p.dtype and v.dtype == p.dtype):
+            return self._update_readable(p, grad, state)
+        kernels_for(p.data).adam_step(p.data, contiguous(grad, p.dtype), m, v, h["lr"],
+                                      h["beta1"], h["beta2"], h["eps"], h["weight_decay"],
+                                      state["step"])
+
+    def _update_readable(self, p, grad, state):
+        h = self.hyper
         t = state["step"]
         g = grad
         if h["weight_decay"]:

@@ -270,3 +270,16 @@ def check_index_bounds(lane, bad):
         G.upsample_nearest2d_fwd(x, rows, np.array([0, 1]))
     with pytest.raises(IndexError, match=rf"cols holds source {bad}"):
         G.upsample_nearest2d_bwd(x, np.array([0, 1]), rows, 2, 2)
+
+
+def check_adam_step(lane, dtype, n, weight_decay, step):
+    """adam_step updates p, m and v in place as adam_step_ref says, from a state part-way in."""
+    rng = np.random.default_rng(n + step)
+    p, g, m = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    v = rng.random(n).astype(dtype)
+    hyper = dict(lr=0.01, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=weight_decay, step=step)
+    want = R.adam_step_ref(p, g, m, v, **hyper)
+    arrays = [lane.dev(a.copy()) for a in (p, g, m, v)]
+    lane.K.adam_step(*arrays, **hyper)
+    for got, ref in zip((arrays[0], arrays[2], arrays[3]), want, strict=True):
+        np.testing.assert_allclose(lane.host(got), ref, **tol(dtype))

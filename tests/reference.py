@@ -621,3 +621,17 @@ def binary_cross_entropy_with_logits_ref(z, t, weight=None, reduction="mean"):
         v = float(z[k])
         losses[k] = wt[k] * (max(v, 0.0) - v * t[k] + math.log1p(math.exp(-abs(v))))
     return _reduce(losses, reduction)
+
+
+def adam_step_ref(p, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One Adam step (Kingma & Ba, with PyTorch's L2 weight decay and bias correction), element by
+    element in float64: returns the new (p, m, v)."""
+    p, grad, m, v = (_f64(a).ravel().copy() for a in (p, grad, m, v))
+    for i in range(p.size):
+        g = grad[i] + weight_decay * p[i]
+        m[i] = beta1 * m[i] + (1 - beta1) * g
+        v[i] = beta2 * v[i] + (1 - beta2) * g * g
+        m_hat = m[i] / (1 - beta1 ** step)
+        v_hat = v[i] / (1 - beta2 ** step)
+        p[i] = p[i] - lr * m_hat / (math.sqrt(v_hat) + eps)
+    return p, m, v

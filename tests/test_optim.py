@@ -106,11 +106,12 @@ def test_sgd_matches_the_numpy_rule(kwargs):
         assert_allclose(p.data, w, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "readable"])
 @pytest.mark.parametrize("kwargs", ADAM_CASES.values(), ids=ADAM_CASES.keys())
-def test_adam_matches_the_numpy_rule(kwargs):
+def test_adam_matches_the_numpy_rule(kwargs, fused):
     values = _initial()
     params = _params(values)
-    _run(optim.Adam(params, **kwargs), params, STEPS)
+    _run(optim.Adam(params, fused=fused, **kwargs), params, STEPS)
     want = adam_reference(values, STEPS, **kwargs)
     for p, w in zip(params, want, strict=True):
         assert p.dtype == np.float64
@@ -323,3 +324,22 @@ def test_the_same_parameter_twice_is_refused_rather_than_updated_twice():
         with pytest.raises(ValueError, match=r"parameter 2 \(shape \(3,\)\) is the same tensor as "
                                              r"parameter 0; each step would update it twice"):
             make([p, q, p], lr=0.1)
+
+
+@pytest.mark.parametrize("n", [5, 70_000])  # the fused kernel's serial and parallel loops
+def test_fused_adam_is_the_readable_rule_in_float32(n):
+    rng = np.random.default_rng(n)
+    start = rng.standard_normal(n).astype(np.float32)
+    fused, readable = Tensor(start.copy()), Tensor(start.copy())
+    opts = (optim.Adam([fused], lr=0.01, weight_decay=0.1),
+            optim.Adam([readable], lr=0.01, weight_decay=0.1, fused=False))
+    for _ in range(10):
+        g = rng.standard_normal(n).astype(np.float32)
+        fused.grad, readable.grad = g, g.copy()
+        for opt in opts:
+            opt.step()
+    assert fused.dtype == np.float32
+    # the same rule: m and v the same float32 operations, the last line rounded once
+    assert_allclose(fused.data, readable.data, rtol=1e-6, atol=1e-6)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert_allclose(opts[0].state[0][key], opts[1].state[0][key], rtol=1e-6, atol=1e-7)

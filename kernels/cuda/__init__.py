@@ -16,6 +16,7 @@ column "GPU twin"), planners included (each with this backend's own rule), and a
 drivers themselves are the CPU's (kernels/conv2d.py), run on this backend's pieces.
 """
 
+from .adam import adam_step
 from .conv2d import (
     DEFAULT_MAX_SCRATCH,
     conv2d_bwd_input,
@@ -57,4 +58,5 @@ __all__ = [
     "upsample_nearest2d_bwd",
     "relu_fwd",
     "relu_bwd",
+    "adam_step",
 ]

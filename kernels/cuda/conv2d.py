@@ -175,8 +175,12 @@ def _add_weight_grad(gw, gy, cols):
     gw += g2.reshape(o, -1) @ c2.reshape(-1, k)
 
 
+def _empty(like, shape, dtype):
+    return array_module(like).empty(shape, dtype=dtype)  # CuPy keeps its own memory pool
+
+
 GPU = ConvBackend(im2col_rows, col2im_rows, conv2d_image_fwd, conv2d_image_bwd_input,
-                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad)
+                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad, _empty)
 
 
 def conv2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):

@@ -128,6 +128,14 @@ def test_relu(lane, dtype, n):
 
 
 @pytest.mark.parametrize("lane", LANES)
+@DTYPES
+@more
+@given(n=st.integers(1, 300), weight_decay=st.sampled_from([0.0, 0.1]), step=st.integers(1, 50))
+def test_adam_step(lane, dtype, n, weight_decay, step):
+    C.check_adam_step(lane_for(lane), dtype, n, weight_decay, step)
+
+
+@pytest.mark.parametrize("lane", LANES)
 def test_results_are_identical_run_to_run(lane):
     # tiny under the simulator; the CPU test's shape on a GPU
     shape = dict(n=2, c=2, side=6) if lane == "sim" else dict(n=8, c=16, side=14)

@@ -12,8 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import Lane
 from npae.kernels import conv2d as conv_module
+from npae.kernels import conv2d_image as _image
 from npae.kernels import max_unpool2d as _unpool
+from npae.kernels import relu as _relu
 from npae.kernels import upsample_nearest2d as _upsample
+from npae.kernels.im2col import _im2col_rows
 from npae.kernels.max_pool2d import _max_pool2d
 from optable import conv2d_cases, conv_transpose2d_cases, max_pool2d_cases
 
@@ -34,7 +37,9 @@ def test_im2col_rows(dtype, case, data):
     oy0 = data.draw(st.integers(0, g[8] - 1))
     oy1 = data.draw(st.integers(oy0 + 1, g[8]))
     jitted = C.check_im2col_rows(CPU, x, g, oy0, oy1)
-    np.testing.assert_array_equal(jitted, K.im2col_rows.py_func(x, *g, oy0, oy1))
+    python = np.full_like(jitted, np.nan)  # every element must be written
+    _im2col_rows.py_func(x, python, *g, oy0, oy1)
+    np.testing.assert_array_equal(jitted, python)
 
 
 @DTYPES
@@ -77,12 +82,15 @@ def test_image_conv_kernels_match_their_py_func(dtype, case):
     b = np.zeros(w.shape[0], dtype) if b is None else b
     g = C.geometry(case)
     y = K.conv2d_image_fwd(x, w, b, *g[2:])
-    np.testing.assert_allclose(y, K.conv2d_image_fwd.py_func(x, w, b, *g[2:]), **C.tol(dtype))
+    python = np.full_like(y, np.nan)  # every element must be written
+    _image._conv2d_image_fwd.py_func(x, w, b, python, *g[2:8])
+    np.testing.assert_allclose(y, python, **C.tol(dtype))
     np.testing.assert_allclose(y, R.conv2d_ref(x, w, b, g[2:4], g[4:6], g[6:8]), **C.tol(dtype))
     gy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
-    args = (gy, w, x.shape[2], x.shape[3], *g[2:8])
-    np.testing.assert_allclose(K.conv2d_image_bwd_input(*args),
-                               K.conv2d_image_bwd_input.py_func(*args), **C.tol(dtype))
+    python = np.full_like(x, np.nan)
+    _image._conv2d_image_bwd_input.py_func(gy, w, python, *g[2:8])
+    np.testing.assert_allclose(K.conv2d_image_bwd_input(gy, w, x.shape[2], x.shape[3], *g[2:8]),
+                               python, **C.tol(dtype))
     args = (x, gy, *g[:8])
     np.testing.assert_allclose(K.conv2d_image_bwd_weight(*args),
                                K.conv2d_image_bwd_weight.py_func(*args), **C.tol(dtype))
@@ -104,7 +112,8 @@ def test_image_weight_gradient_sums_in_a_fixed_order():
 @given(case=max_pool2d_cases())
 def test_max_pool2d_fwd_bwd(dtype, case):
     x, args, y, idx = C.check_max_pool2d_fwd_bwd(CPU, dtype, case)
-    y_py, idx_py = _max_pool2d.py_func(x, *args)
+    y_py, idx_py = np.full_like(y, np.nan), np.full_like(idx, -2)
+    _max_pool2d.py_func(x, y_py, idx_py, *args)
     np.testing.assert_array_equal(idx, idx_py)
     np.testing.assert_array_equal(y, y_py)
 
@@ -119,8 +128,11 @@ def test_max_pool2d_ties_pick_first_in_scan_order(dtype, seed, k, s):
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 3), s=st.integers(1, 3))
 def test_max_unpool2d_fwd_bwd(dtype, seed, k, s):
     x, idx, y, gy, gx = C.check_max_unpool2d_fwd_bwd(CPU, dtype, seed, k, s)
-    np.testing.assert_array_equal(y, _unpool._max_unpool2d_fwd.py_func(x, idx, *y.shape[2:])[0])
-    np.testing.assert_array_equal(gx, _unpool._max_unpool2d_bwd.py_func(gy, idx)[0])
+    y_py, gx_py = np.full_like(y, np.nan), np.full_like(gx, np.nan)
+    assert (_unpool._max_unpool2d_fwd.py_func(x, idx, y_py) < 0).all()  # no bad index
+    assert (_unpool._max_unpool2d_bwd.py_func(gy, idx, gx_py) < 0).all()
+    np.testing.assert_array_equal(y, y_py)
+    np.testing.assert_array_equal(gx, gx_py)
 
 
 @DTYPES
@@ -128,9 +140,11 @@ def test_max_unpool2d_fwd_bwd(dtype, seed, k, s):
        oh=st.integers(1, 11), ow=st.integers(1, 11))
 def test_upsample_nearest2d_fwd_bwd(dtype, seed, h, w, oh, ow):
     x, rows, cols, y, gy, gx = C.check_upsample_nearest2d_fwd_bwd(CPU, dtype, seed, h, w, oh, ow)
-    np.testing.assert_array_equal(y, _upsample._upsample_nearest2d_fwd.py_func(x, rows, cols))
-    np.testing.assert_allclose(gx, _upsample._upsample_nearest2d_bwd.py_func(gy, rows, cols, h, w),
-                               **C.tol(dtype))
+    y_py, gx_py = np.full_like(y, np.nan), np.full_like(gx, np.nan)
+    _upsample._upsample_nearest2d_fwd.py_func(x, rows, cols, y_py)
+    _upsample._upsample_nearest2d_bwd.py_func(gy, rows, cols, gx_py)
+    np.testing.assert_array_equal(y, y_py)
+    np.testing.assert_allclose(gx, gx_py, **C.tol(dtype))
 
 
 def test_results_are_identical_run_to_run():
@@ -176,8 +190,11 @@ def test_im2col_when_a_tap_only_ever_reads_padding():
 def test_relu_kernels_match_their_py_func_and_the_reference(dtype, n):
     x, gy = C.check_relu(CPU, dtype, n)
     y = K.relu_fwd(x)
-    np.testing.assert_array_equal(y, K.relu_fwd.py_func(x))
-    np.testing.assert_array_equal(K.relu_bwd(gy, y), K.relu_bwd.py_func(gy, y))
+    y_py, gx_py = np.full(n, np.nan, dtype), np.full(n, np.nan, dtype)
+    _relu._relu_fwd.py_func(x.reshape(-1), y_py)
+    _relu._relu_bwd.py_func(gy.reshape(-1), y.reshape(-1), gx_py)
+    np.testing.assert_array_equal(y.reshape(-1), y_py)
+    np.testing.assert_array_equal(K.relu_bwd(gy, y).reshape(-1), gx_py)
 
 
 @pytest.mark.parametrize("c, o, k, hw, limit", [
@@ -233,8 +250,17 @@ def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w)
     y_ref, idx_ref = R.max_pool2d_ref(x.astype(np.float64), (2, 2), (2, 2))
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_array_equal(y, y_ref.astype(dtype))  # NaN == NaN here
-    y_py, idx_py = _max_pool2d.py_func(x, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
+    y_py, idx_py = np.full_like(y, np.nan), np.full_like(idx, -2)
+    _max_pool2d.py_func(x, y_py, idx_py, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow)
     np.testing.assert_array_equal(idx, idx_py)
+
+
+@DTYPES
+@given(n=st.sampled_from([1, 7, (1 << 16) - 1, (1 << 16) + 3]),
+       weight_decay=st.sampled_from([0.0, 0.1]), step=st.integers(1, 50))
+def test_adam_step(dtype, n, weight_decay, step):
+    # both sides of PARALLEL_MIN: the serial and the blocked parallel loop
+    C.check_adam_step(CPU, dtype, n, weight_decay, step)
 
 
 def test_both_kernel_packages_list_the_same_kernels():

@@ -1,0 +1,66 @@
+"""One Adam step for one parameter, in one pass over its arrays (PyTorch's rule).
+
+    g = grad + weight_decay * p
+    m = beta1 * m + (1 - beta1) * g              (in place)
+    v = beta2 * v + (1 - beta2) * g * g          (in place)
+    p = p - step_size * m / (sqrt(v) / sqrt(bias2) + eps)    (in place)
+
+with step_size = lr / (1 - beta1^t) and bias2 = 1 - beta2^t, computed once by the caller. The
+NumPy form of the same rule (npae/optim.py keeps it for CuPy arrays and as the readable version)
+makes about eight temporaries the size of the parameter and reads and writes each; here every
+element is read and written once. m and v are updated in the parameter's dtype, with the
+constants rounded to it (as NumPy does with a Python float); the last line is computed in
+float64 and rounded once.
+
+Elements are split into blocks, one thread per block, each element written by its own thread
+only. Arrays below PARALLEL_MIN elements run on the calling thread: waking the pool costs more
+than the work there (a bias vector, a small kernel).
+"""
+
+import math
+
+from numba import prange
+
+from ._jit import jit
+
+BLOCK = 1 << 14
+PARALLEL_MIN = 1 << 16
+
+
+def adam_step(p, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """Update p, m and v in place (all contiguous, same shape and dtype) by Adam step ``step``
+    (counted from 1)."""
+    step_size = lr / (1 - beta1 ** step)
+    sqrt_bias2 = math.sqrt(1 - beta2 ** step)
+    args = (p.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), step_size, beta1,
+            beta2, eps, weight_decay, sqrt_bias2)
+    if p.size >= PARALLEL_MIN:
+        _adam_parallel(*args)
+    else:
+        _adam_block(*args, 0, p.size)
+
+
+@jit()
+def _adam_block(p, g, m, v, step_size, beta1, beta2, eps, weight_decay, sqrt_bias2, lo, hi):
+    """The rule on elements lo..hi-1 of the flat arrays."""
+    t = p.dtype.type
+    b1, b2, wd = t(beta1), t(beta2), t(weight_decay)
+    c1, c2 = t(1 - beta1), t(1 - beta2)
+    for i in range(lo, hi):
+        gi = g[i]
+        if weight_decay != 0:
+            gi = gi + wd * p[i]
+        mi = m[i] * b1 + c1 * gi
+        vi = v[i] * b2 + c2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        denom = math.sqrt(float(vi)) / sqrt_bias2 + eps
+        p[i] = p[i] - t(float(t(step_size * mi)) / denom)
+
+
+@jit(parallel=True)
+def _adam_parallel(p, g, m, v, step_size, beta1, beta2, eps, weight_decay, sqrt_bias2):
+    n = p.size
+    for blk in prange((n + BLOCK - 1) // BLOCK):
+        _adam_block(p, g, m, v, step_size, beta1, beta2, eps, weight_decay, sqrt_bias2,
+                    blk * BLOCK, min(n, (blk + 1) * BLOCK))
