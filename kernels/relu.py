@@ -15,38 +15,61 @@ from ._jit import jit
 from ._pool import empty
 
 BLOCK = 1 << 14  # elements per parallel task: 64 KiB of float32, long runs that vectorise
+# below this many elements the calling thread does it alone: waking the pool costs more than
+# the pass (a linear layer's 128 x 32 activations, say)
+PARALLEL_MIN = 1 << 16
 
 
 def relu_fwd(x):
     """x (any shape, contiguous) -> y = max(x, 0) with NaN propagated."""
     y = empty(x.shape, x.dtype)
-    _relu_fwd(x.reshape(-1), y.reshape(-1))
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    if xf.size >= PARALLEL_MIN:
+        _relu_fwd(xf, yf)
+    else:
+        _relu_fwd_block(xf, yf, 0, xf.size)
     return y
 
 
 def relu_bwd(gy, y):
     """gy, y (same shape, contiguous) -> gx = gy where y > 0, else 0."""
     gx = empty(gy.shape, gy.dtype)
-    _relu_bwd(gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+    gf, yf, gxf = gy.reshape(-1), y.reshape(-1), gx.reshape(-1)
+    if gf.size >= PARALLEL_MIN:
+        _relu_bwd(gf, yf, gxf)
+    else:
+        _relu_bwd_block(gf, yf, gxf, 0, gf.size)
     return gx
+
+
+@jit()
+def _relu_fwd_block(xf, y, lo, hi):
+    """y[i] = max(xf[i], 0) for i in lo..hi-1 (NaN kept)."""
+    zero = xf.dtype.type(0)
+    for i in range(lo, hi):
+        v = xf[i]
+        y[i] = v if (v > zero or v != v) else zero
+
+
+@jit()
+def _relu_bwd_block(gf, yf, gx, lo, hi):
+    """gx[i] = gf[i] where yf[i] > 0, else 0, for i in lo..hi-1."""
+    zero = gf.dtype.type(0)
+    for i in range(lo, hi):
+        gx[i] = gf[i] if yf[i] > zero else zero
 
 
 @jit(parallel=True)
 def _relu_fwd(xf, y):
-    """relu_fwd's loop over flat arrays: y = max(xf, 0)."""
+    """relu_fwd's loop over flat arrays, one block per task."""
     n = xf.size
-    zero = xf.dtype.type(0)
     for blk in prange((n + BLOCK - 1) // BLOCK):
-        for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
-            v = xf[i]
-            y[i] = v if (v > zero or v != v) else zero
+        _relu_fwd_block(xf, y, blk * BLOCK, min(n, (blk + 1) * BLOCK))
 
 
 @jit(parallel=True)
 def _relu_bwd(gf, yf, gx):
-    """relu_bwd's loop over flat arrays: gx = gf where yf > 0."""
+    """relu_bwd's loop over flat arrays, one block per task."""
     n = gf.size
-    zero = gf.dtype.type(0)
     for blk in prange((n + BLOCK - 1) // BLOCK):
-        for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
-            gx[i] = gf[i] if yf[i] > zero else zero
+        _relu_bwd_block(gf, yf, gx, blk * BLOCK, min(n, (blk + 1) * BLOCK))

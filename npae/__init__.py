@@ -16,6 +16,7 @@ from npae.engine.config import max_scratch_bytes, set_max_scratch_bytes
 from npae.engine.function import Context, Function
 from npae.engine.gradcheck import GradcheckError, adjoint_check, gradcheck
 from npae.engine.random import manual_seed
+from npae.engine.threads import get_num_threads, set_blas_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -31,5 +32,8 @@ __all__ = [
     "max_scratch_bytes",
     "set_max_scratch_bytes",
     "manual_seed",
+    "set_num_threads",
+    "get_num_threads",
+    "set_blas_threads",
     "cuda",
 ]

@@ -18,6 +18,7 @@ from npae.engine.dispatch import as_array, normalize_device, to_device
 from npae.engine.random import generator
 from npae.engine.shapes import check_nonnegative, check_positive, pair, scale_factor_pair
 from npae.engine.tensor import Tensor
+from npae.engine.threads import blas_limited
 
 
 class Parameter(Tensor):
@@ -81,7 +82,8 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        with blas_limited():  # one thread pool on the cores (npae/engine/threads.py)
+            return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")

@@ -3,18 +3,7 @@
 import os
 import warnings
 
-# Numba's parallel kernels run on a GNU OpenMP pool. Its default waiting (spin about 300,000
-# times before sleeping) leaves the idle threads spinning on the cores the next NumPy GEMM
-# needs: on 2 cores the `linear` model trained at 1.7 ms per step with passive waiting and
-# 13.8 ms with the default. Passive waiting (sleep at once) in turn makes every kernel call
-# wake its threads: conv-transpose 18.9 ms per step, against 16.0 ms with a short spin. So,
-# unless the user chose, threads spin 10,000 times (a few microseconds) and then sleep:
-# linear 1.8 ms, conv-transpose 16.0 ms. Set before the pool starts (its first kernel call).
-SPIN_COUNT = 10_000
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_COUNT))
-
-from npae.kernels import DEFAULT_MAX_SCRATCH  # noqa: E402
+from npae.kernels import DEFAULT_MAX_SCRATCH
 
 
 def _scratch_from_environment() -> int:
@@ -76,35 +65,3 @@ def set_max_scratch_bytes(nbytes: int) -> None:
     if int(nbytes) <= 0:
         raise ValueError(f"set_max_scratch_bytes: expected a positive byte count, got {nbytes}")
     _max_scratch = int(nbytes)
-
-
-# glibc returns large freed blocks to the OS right away (each in its own mmap, or by trimming
-# the heap top), so a training step that allocates and frees the same few-MB activations every
-# time pays a page fault per 4 KiB, every step. Keeping them in the process measured
-# conv-transpose at batch 128: 27 -> 20 ms per step on 2 cores.
-MMAP_THRESHOLD = 32 * 2**20  # glibc's largest allowed value on 64-bit
-TRIM_THRESHOLD = 256 * 2**20
-_M_TRIM_THRESHOLD = -1  # <malloc.h>
-_M_MMAP_THRESHOLD = -3
-
-
-def tune_malloc() -> bool:
-    """Ask glibc's malloc to keep freed blocks up to 32 MiB (and 256 MiB of free heap top) in
-    the process instead of handing them back to the OS at once. Process-wide; done when npae is
-    imported unless NPAE_MALLOC_TUNING=0. Returns whether it applied (glibc on Linux only)."""
-    import ctypes
-    import sys
-
-    if os.environ.get("NPAE_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    if not hasattr(libc, "gnu_get_libc_version"):  # glibc, not musl
-        return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-malloc_tuned = tune_malloc()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from npae import kernels as cpu_kernels
+from npae.engine import threads
 from npae.kernels._arrays import array_module, is_cupy
 
 DEVICES = ("cpu", "cuda")
@@ -107,6 +108,8 @@ def kernels_for(*arrays):
         from npae.kernels import cuda as cuda_kernels
 
         return cuda_kernels
+    if not threads._pool_started:
+        threads.start_pool()
     return cpu_kernels
 
 

@@ -209,11 +209,13 @@ class Tensor:
                 )
             grad = grad.astype(self.dtype, copy=False)
         from npae.engine.backward import accumulate_leaf, run_backward
+        from npae.engine.threads import blas_limited
 
         if self._node is None:
             accumulate_leaf(self, grad)
             return
-        run_backward(self._node, self._index, grad, retain_graph)
+        with blas_limited():  # one thread pool on the cores (npae/engine/threads.py)
+            run_backward(self._node, self._index, grad, retain_graph)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):

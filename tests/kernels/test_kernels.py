@@ -186,7 +186,10 @@ def test_im2col_when_a_tap_only_ever_reads_padding():
 
 
 @DTYPES
-@given(n=st.integers(1, 3 * (1 << 14) + 5))  # around the block size: short and partial blocks
+# the serial loop for small arrays, and around the block size above PARALLEL_MIN: short and
+# partial blocks of the parallel loop
+@given(n=st.one_of(st.integers(1, 3 * (1 << 14) + 5),
+                   st.integers(_relu.PARALLEL_MIN - 5, _relu.PARALLEL_MIN + 3 * _relu.BLOCK + 5)))
 def test_relu_kernels_match_their_py_func_and_the_reference(dtype, n):
     x, gy = C.check_relu(CPU, dtype, n)
     y = K.relu_fwd(x)
