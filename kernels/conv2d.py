@@ -16,7 +16,8 @@ When that round trip through memory costs more than the GEMM, the calls go to co
 instead, which works one image per thread with its taps in cache (for unit stride, no columns
 at all). ``conv2d_plan`` decides, from measurements noted below: unit stride and a window of
 64+ taps (up to 16 output channels for the forward and input gradient, any number for the
-weight gradient), or any stride with a single output channel. ``method=`` forces either path.
+weight gradient), or any stride with a single output channel (for the weight gradient, up to 16).
+``method=`` forces either path.
 
 One driver per direction, for both backends: ``conv2d_fwd_with`` and its siblings below take a
 ``ConvBackend``, the pieces that differ: the jitted (here) or launched (kernels/cuda/) im2col,
@@ -59,6 +60,10 @@ CACHE_CHUNK = 4 * 2**20
 #   for a single output channel (16->1 3x3 s2 on 28x28: input gradient 9.9 -> 3.6 ms), where
 #   the GEMM is one row; with 4 or more, im2col + BLAS wins (16->4 2x2 s2: 0.50 against 0.59 ms
 #   forward; 16->32 3x3 s2 weight gradient: 8.0 against 12.0 ms).
+# - with BLAS held at one thread inside npae (npae/engine/threads.py; issue 12), remeasured:
+#   the strided weight gradient goes one image at a time for up to 16 output channels (the
+#   transpose convolutions' 16->4 2x2 s2: 1.2 -> 0.8 ms, 1->16 2x2 s2: 1.0 -> 0.7 ms; 16->32
+#   3x3 s2 stays with im2col, 9.4 against 11.0 ms). Best of 9, interleaved, batch 128.
 IMAGE_MAX_OUT = 16
 IMAGE_MIN_WINDOW = 64
 # ...and only while one image's columns stay cache-sized: beyond that (large images) the
@@ -85,7 +90,10 @@ def conv2d_plan(direction, n, c, o, kh, kw, sh, sw, oh, ow, itemsize,
     k = c * kh * kw
     check_direction(direction)
     if sh != 1 or sw != 1:
-        wanted = o == 1 and k >= IMAGE_MIN_WINDOW
+        if direction == "bwd_weight":
+            wanted = o <= IMAGE_MAX_OUT
+        else:
+            wanted = o == 1 and k >= IMAGE_MIN_WINDOW
     elif direction == "bwd_weight":
         wanted = k >= IMAGE_MIN_WINDOW
     else:

@@ -229,6 +229,9 @@ def test_conv2d_plan_is_the_path_the_kernels_take(monkeypatch, c, o, k, hw, limi
     # strided: the one-image path only for a single output channel
     assert K.conv2d_plan("fwd", 3, 16, 4, 3, 3, 2, 2, 7, 7, 8)[0] == "im2col"
     assert K.conv2d_plan("fwd", 3, 16, 1, 3, 3, 2, 2, 7, 7, 8)[0] == "image"
+    # ...and the strided weight gradient for up to 16 output channels
+    assert K.conv2d_plan("bwd_weight", 3, 16, 4, 2, 2, 2, 2, 7, 7, 8)[0] == "image"
+    assert K.conv2d_plan("bwd_weight", 3, 16, 32, 3, 3, 2, 2, 7, 7, 8)[0] == "im2col"
     with pytest.raises(ValueError, match="direction"):
         K.conv2d_plan("sideways", 3, 16, 4, 3, 3, 1, 1, 14, 14, 8)
 
