@@ -8,10 +8,12 @@ import pytest
 
 import npae
 import npae.functional as F
-from npae import Tensor
+from npae import Tensor, models
 from npae.engine import profiler
+from npae.tools import work as W
 
 F32 = np.dtype(np.float32)
+ROOF = {"gemm_gflops": 100.0, "bandwidth_gbs": 10.0}  # a made-up machine for the floors
 
 
 def _t(shape, dtype=np.float32, requires_grad=True, seed=0):
@@ -101,3 +103,82 @@ def test_a_backward_whose_forward_ran_before_the_recording():
 def test_the_profiler_docstring_example_runs():
     result = doctest.testmod(profiler, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------------------------------------ the work
+def _keys(run):
+    with profiler.record() as rec:
+        run()
+    return {d: k for (op, d), (k, _) in _by_op(rec).items() if op not in ("Sum",)}
+
+
+def test_conv2d_work_by_hand():
+    # x (2, 3, 5, 5), w (4, 3, 3, 3), padding 1: y (2, 4, 5, 5); each of its 200 values takes
+    # 3*3*3 = 27 multiply-adds
+    x, w, b = _t((2, 3, 5, 5)), _t((4, 3, 3, 3), seed=1), _t((4,), seed=2)
+    keys = _keys(lambda: F.conv2d(x, w, b, padding=1).sum().backward())
+    assert W.work(keys["forward"]) == (2 * 200 * 27, 150 * 4 + 108 * 4 + 4 * 4 + 200 * 4)
+    # backward: input and weight gradients, each as many products as the forward; read gy, w
+    # (for gx) and x (for gw); write gx, gw, gb
+    assert W.work(keys["backward"]) == (2 * 2 * 200 * 27,
+                                        200 * 4 + 108 * 4 + 150 * 4 + 150 * 4 + 108 * 4 + 4 * 4)
+    # stride 2, no padding, float64: 6x6 -> 2x2, 1*3*2*2 = 12 outputs of 2*3*3 = 18 taps
+    x, w = _t((1, 2, 6, 6), np.float64), _t((3, 2, 3, 3), np.float64, requires_grad=False)
+    keys = _keys(lambda: F.conv2d(x, w, stride=2).sum().backward())
+    assert W.work(keys["forward"]) == (2 * 12 * 18, (72 + 54 + 12) * 8)
+    # only the input gradient: read gy and w, write gx
+    assert W.work(keys["backward"]) == (2 * 12 * 18, (12 + 54 + 72) * 8)
+
+
+def test_conv_transpose2d_work_by_hand():
+    # x (2, 4, 3, 3), w (4, 2, 2, 2), stride 2: y (2, 2, 6, 6). Each of the 72 input values
+    # scales a 2x2x2 kernel onto the output: 72 * 8 = 576 multiply-adds; seen from the output,
+    # each of its 144 values gets one tap from each of the 4 input channels: 144 * 4 = 576
+    x, w, b = _t((2, 4, 3, 3)), _t((4, 2, 2, 2), seed=1), _t((2,), seed=2)
+    keys = _keys(lambda: F.conv_transpose2d(x, w, b, stride=2).sum().backward())
+    assert 72 * 8 == 144 * 4
+    assert W.work(keys["forward"]) == (2 * 576, 72 * 4 + 32 * 4 + 2 * 4 + 144 * 4)
+    assert W.work(keys["backward"]) == (2 * 2 * 576,
+                                        144 * 4 + 32 * 4 + 72 * 4 + 72 * 4 + 32 * 4 + 2 * 4)
+
+
+def test_linear_and_max_pool2d_work_by_hand():
+    # x (5, 7) constant, w (3, 7), b (3,): 15 outputs of 7 multiply-adds
+    x, w, b = _t((5, 7), requires_grad=False), _t((3, 7), seed=1), _t((3,), seed=2)
+    keys = _keys(lambda: F.linear(x, w, b).sum().backward())
+    assert W.work(keys["forward"]) == (2 * 15 * 7, (35 + 21 + 3 + 15) * 4)
+    # the weight gradient alone (x needs none): read gy and x, write gw and gb
+    assert W.work(keys["backward"]) == (2 * 15 * 7, (15 + 35 + 21 + 3) * 4)
+    # max pooling moves data only; its int64 argmax is written, and read by the backward
+    x = _t((1, 2, 4, 4))
+    keys = _keys(lambda: F.max_pool2d(x, 2).sum().backward())
+    assert W.work(keys["forward"]) == (0, 32 * 4 + 8 * 4 + 8 * 8)
+    assert W.work(keys["backward"]) == (0, 8 * 4 + 8 * 8 + 32 * 4)
+
+
+def test_views_and_pass_through_gradients_move_nothing():
+    a, b = _t((3, 4)), _t((4,), seed=1)
+    with profiler.record() as rec:
+        (a.reshape(4, 3).reshape(3, 4) + b).sum().backward()
+    for key in rec.ops:
+        if key.op == "Reshape":
+            assert W.work(key) == (0, 0)
+    add = next(k for k in rec.ops if k.op == "Add" and k.direction == "backward")
+    # a's gradient is gy itself; b's sums gy over the rows: read gy (48 bytes), write 16
+    assert W.work(add) == (0, 12 * 4 + 4 * 4)
+
+
+def test_every_op_of_the_seven_models_has_a_work_rule():
+    x = Tensor(np.random.default_rng(0).random((2, 1, 28, 28)).astype(np.float32))
+    for name in models.names():
+        npae.manual_seed(0)
+        model = models.create(name)
+        with profiler.record() as rec:
+            model.loss(x, x).backward()
+        unknown = {key.op for key in rec.ops if W.work(key) is None}
+        assert not unknown, f"{name}: no work rule for {unknown}"
+
+
+def test_floor_is_the_larger_of_compute_and_memory_time():
+    assert W.floor_seconds(2e9, 1e9, ROOF) == pytest.approx(0.1)  # bandwidth-bound
+    assert W.floor_seconds(50e9, 1e9, ROOF) == pytest.approx(0.5)  # compute-bound
