@@ -2,6 +2,7 @@
 ``npae profile`` (npae/tools/profile.py)."""
 
 import doctest
+import json
 
 import numpy as np
 import pytest
@@ -9,8 +10,10 @@ import pytest
 import npae
 import npae.functional as F
 from npae import Tensor, models
+from npae.cli import main
 from npae.engine import profiler
 from npae.tools import work as W
+from npae.tools.profile import op_rows
 
 F32 = np.dtype(np.float32)
 ROOF = {"gemm_gflops": 100.0, "bandwidth_gbs": 10.0}  # a made-up machine for the floors
@@ -87,6 +90,23 @@ def test_one_recording_at_a_time():
             with profiler.record():
                 pass
     assert profiler.active is None
+
+
+def test_a_users_op_is_timed_not_counted_and_its_inner_ops_are_its_own():
+    x = _t((5,))
+    with profiler.record() as rec:
+        Cube.apply(x).sum().backward()
+    ops = _by_op(rec)
+    # the ReLU and Mul inside Cube.backward count as Cube's time, not as rows of their own
+    assert set(ops) == {("Cube", "forward"), ("Cube", "backward"), ("Sum", "forward"),
+                        ("Sum", "backward")}
+    key, _ = ops["Cube", "backward"]
+    assert W.work(key) is None
+    rows = {(r["op"], r["direction"]): r for r in op_rows(rec, 1, 1.0, ROOF)}
+    cube = rows["Cube", "backward"]
+    assert cube["ms_per_step"] > 0
+    assert cube["flops_per_call"] is cube["gflops"] is cube["floor_ms_per_step"] is None
+    assert rows["Sum", "forward"]["flops_per_call"] == 5  # a known op beside it is counted
 
 
 def test_a_backward_whose_forward_ran_before_the_recording():
@@ -182,3 +202,42 @@ def test_every_op_of_the_seven_models_has_a_work_rule():
 def test_floor_is_the_larger_of_compute_and_memory_time():
     assert W.floor_seconds(2e9, 1e9, ROOF) == pytest.approx(0.1)  # bandwidth-bound
     assert W.floor_seconds(50e9, 1e9, ROOF) == pytest.approx(0.5)  # compute-bound
+
+
+# ------------------------------------------------------------------------------ the command
+def test_npae_profile_writes_a_table_json_and_png(tmp_path, capsys):
+    code = main(["profile", "linear", "-b", "8", "-n", "2", "--warmup", "1", "--out",
+                 str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "whole step (mean)" in out and "outside the ops" in out and "Linear" in out
+    result = json.loads((tmp_path / "linear-b8.json").read_text())
+    assert (tmp_path / "linear-b8.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    t = result["totals"]
+    ops_ms = sum(r["ms_per_step"] for r in result["ops"])
+    assert ops_ms + t["optimizer_ms"] + t["zero_grad_ms"] + t["outside_ms"] == \
+        pytest.approx(t["step_ms"], rel=1e-9)
+    assert t["outside_ms"] == pytest.approx(t["outside_forward_ms"] + t["outside_backward_ms"])
+    assert sum(r["share"] for r in result["ops"]) < 1
+    linear = [r for r in result["ops"] if r["op"] == "Linear"]
+    assert len(linear) == 4 and all(r["calls_per_step"] == 1 and r["gflops"] > 0
+                                    for r in linear)
+    assert result["machine"]["cores"] >= 1 and result["roofline"]["gemm_gflops"] > 0
+
+
+@pytest.mark.parametrize("argv,code,message", [
+    (["profile", "resnet"], 2, "invalid choice: 'resnet'"),
+    (["profile", "linear", "-n", "0"], 2, "expected a positive int, got '0'"),
+    (["profile", "linear", "--batch-size", "-3"], 2, "expected a positive int"),
+    (["profile", "linear", "--warmup", "-1"], 2, "expected an int >= 0"),
+    (["profile", "linear", "--device", "cuda"], 1, "--device cuda is not supported yet"),
+    (["profile", "linear", "--threads", "100000"], 1, "--threads must lie in 1.."),
+])
+def test_npae_profile_rejects_bad_options(capsys, argv, code, message):
+    if code == 2:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+    else:
+        assert main(argv) == 1
+    assert message in capsys.readouterr().err
