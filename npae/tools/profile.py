@@ -18,7 +18,8 @@ The result (a dict, written as JSON) has one row per op, direction and shapes (c
 ms per step, share of the step, achieved GFLOP/s and GB/s, the roofline floor and time over
 floor; npae/tools/work.py counts the work) and the totals; ``table`` prints it and ``plot``
 draws one stacked bar per pass. Every time is a mean per profiled step, so the rows, the
-optimizer, zero_grad and the time outside the ops add up to the step.
+optimizer, zero_grad and the time outside the ops add up to the step. ``run(settings)`` is the
+command: profile, print the table, write ``<out>/<model>-b<batch>.json`` and ``.png``.
 """
 
 from __future__ import annotations
