@@ -10,6 +10,8 @@
     npae shapes [MODEL | --layers SPEC] [--input HxW] [--channels C]
     npae gradcheck OP [the explain options] [--batch N] [--channels C] [--out-channels O]
                       [--plant-bug]
+    npae profile MODEL [--batch-size B] [--steps N] [--warmup W] [--threads T] [--seed S]
+                       [--out DIR] [--device cpu]
 """
 
 from __future__ import annotations
@@ -126,6 +128,16 @@ def _gradcheck(args) -> int:
     return 0 if run(args.op, settings, plant_bug=args.plant_bug) else 1
 
 
+def _profile(args) -> int:
+    from npae.tools.profile import ProfileSettings, run
+
+    settings = ProfileSettings(model=args.model, batch_size=args.batch_size, steps=args.steps,
+                               warmup=args.warmup, threads=args.threads, seed=args.seed,
+                               out=args.out, device=args.device)
+    run(settings)
+    return 0
+
+
 def op_settings(cls, args):
     """``cls`` (OpSettings or a command's subclass of it, npae/tools/settings.py) from parsed
     options: each field from the option of the same name (the shared ones are _op_options');
@@ -149,6 +161,17 @@ def _count(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def _natural(text: str) -> int:
+    """An int >= 0: a number of warm-up steps."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
     return value
 
 
@@ -195,7 +218,8 @@ def _op_options(p, defaults_note: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npae", description="npae: train the article's autoencoders on MNIST, see how each "
-                    "operation works (explain, shapes), check gradients, benchmark the kernels."
+                    "operation works (explain, shapes), check gradients, profile a training "
+                    "step, benchmark the kernels."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -295,6 +319,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plant-bug", action="store_true",
                    help="swap in a deliberately wrong backward (this run only) to see a failure")
     p.set_defaults(run=_gradcheck)
+
+    p = sub.add_parser(
+        "profile", help="where a training step spends its time, op by op",
+        description="Train MODEL with Adam on one fixed random batch and time every op's "
+        "forward and backward call: per op and shapes the calls, ms and share of the step, "
+        "achieved GFLOP/s and GB/s and the ratio to the op's roofline floor (measured on the "
+        "spot); then the optimizer, the time outside the ops (Python, autodiff bookkeeping, "
+        "allocation) and the whole step. Warm-up steps (Numba compiles on first use) are not "
+        "profiled. Writes DIR/MODEL-bB.json and DIR/MODEL-bB.png (a stacked bar per pass).")
+    p.add_argument("model", choices=models.names(), metavar="MODEL",
+                   help="one of: " + ", ".join(models.names()))
+    p.add_argument("-b", "--batch-size", type=_count, default=128, metavar="B",
+                   help="images per step (default 128)")
+    p.add_argument("-n", "--steps", type=_count, default=20, metavar="N",
+                   help="profiled steps (default 20)")
+    p.add_argument("--warmup", type=_natural, default=3, metavar="W",
+                   help="steps run first and not profiled (default 3)")
+    p.add_argument("--threads", type=_count, default=None, metavar="T",
+                   help="Numba and BLAS threads (default: as they are, usually all cores)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed for the weights and the batch (default 0)")
+    p.add_argument("--out", default="runs/profile", metavar="DIR",
+                   help="folder for the JSON and the PNG (default runs/profile)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cpu (cuda is not supported yet: its kernels run asynchronously)")
+    p.set_defaults(run=_profile)
 
     # listed for --help; main() hands `npae bench ...` to the suite, which has its own options
     sub.add_parser("bench", help="benchmark kernels and training against NumPy and PyTorch "

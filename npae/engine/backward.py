@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npae.engine import profiler
 from npae.engine.dispatch import as_array
 from npae.engine.function import Node
 from npae.engine.tensor import FLOAT_DTYPES, Tensor
@@ -44,6 +45,7 @@ def run_backward(root: Node, index: int, grad: np.ndarray, retain_graph: bool) -
     order = _topological_order(root)
     pending = {id(root): [None] * len(root.outputs_meta)}
     pending[id(root)][index] = grad
+    rec = profiler.active  # None unless npae's profiler is recording
     for node in reversed(order):
         grads = pending.pop(id(node), None)  # popped: freed once this node has used it
         if grads is None:
@@ -58,7 +60,8 @@ def run_backward(root: Node, index: int, grad: np.ndarray, retain_graph: bool) -
                 f"first backward; pass retain_graph=True to the first one to keep them"
             )
         node.check_saved_versions()
-        in_grads = node.function.backward(node.ctx, *grads)
+        in_grads = (node.function.backward(node.ctx, *grads) if rec is None
+                    else rec.backward(node, grads))
         if not retain_graph:
             node.ctx = None  # free the saved activations now, not when the graph is dropped
             node.saved_versions = ()  # and the inputs they were checked against

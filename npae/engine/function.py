@@ -1,11 +1,13 @@
 """Function, the base class of every operation, and Context, what forward leaves for backward.
 
-``Function.apply`` unwraps Tensors, runs forward on plain arrays and, when a gradient will be
-needed, records one ``Node`` that npae/engine/backward.py later walks.
+``Function.apply`` unwraps Tensors, runs forward on plain arrays (timed while npae's profiler,
+npae/engine/profiler.py, is recording) and, when a gradient will be needed, records one ``Node``
+that npae/engine/backward.py later walks.
 """
 
 from __future__ import annotations
 
+from npae.engine import profiler
 from npae.engine.dispatch import (
     array_module,
     as_array,
@@ -128,7 +130,9 @@ class Function:
         check_same_device(cls.__name__, arrays)
         record = is_grad_enabled() and any(needs)
         ctx = Context(tuple(needs))
-        out = cls.forward(ctx, *arrays, **params)
+        rec = profiler.active  # None unless npae's profiler is recording
+        out = (cls.forward(ctx, *arrays, **params) if rec is None
+               else rec.forward(cls, ctx, arrays, params))
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
         owners = None  # {root array id: input Tensor}, built only when an output is a view
