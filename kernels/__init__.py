@@ -26,7 +26,8 @@ follow below:
 |upsample_nearest2d_fwd|copy each source pixel                    |upsample_nearest2d_ref         |
 |upsample_nearest2d_bwd|sum each source pixel's copies            |upsample_nearest2d_backward_ref|
 |relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |relu_ref, mask (tests)         |
-|adam_step             |one Adam step of a parameter, one pass    |the NumPy rule (tests)         |
+|sigmoid_fwd / _bwd    |e / (1 + e), e = exp(-abs(x)); y (1 - y)  |sigmoid_ref, the formula       |
+|adam_step             |one Adam step of a parameter, one pass    |adam_step_ref                  |
 
 Beside them, the convolutions' planners: ``conv2d_plan`` (which path, how much scratch) and
 ``plan_chunks`` (how many images, or output rows, per chunk of columns).
@@ -49,6 +50,7 @@ the CUDA simulator and on a GPU:
 |max_unpool2d_bwd                  |cuda/max_unpool2d.py: gather                              |
 |upsample_nearest2d_fwd / _bwd     |cuda/upsample_nearest2d.py: gathers                       |
 |relu_fwd / relu_bwd               |cuda/relu.py: one thread per element                      |
+|sigmoid_fwd / sigmoid_bwd         |cuda/sigmoid.py: one thread per element                   |
 |adam_step                         |cuda/adam.py: one thread per element                      |
 
 Array-level code is written once: the convolution drivers in conv2d.py (chunking, GEMMs,
@@ -71,6 +73,7 @@ from .im2col import col2im, col2im_rows, im2col, im2col_rows
 from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
 from .max_unpool2d import max_unpool2d_bwd, max_unpool2d_fwd
 from .relu import relu_bwd, relu_fwd
+from .sigmoid import sigmoid_bwd, sigmoid_fwd
 from .upsample_nearest2d import upsample_nearest2d_bwd, upsample_nearest2d_fwd
 
 __all__ = [
@@ -96,5 +99,7 @@ __all__ = [
     "upsample_nearest2d_bwd",
     "relu_fwd",
     "relu_bwd",
+    "sigmoid_fwd",
+    "sigmoid_bwd",
     "adam_step",
 ]

@@ -283,3 +283,21 @@ def check_adam_step(lane, dtype, n, weight_decay, step):
     lane.K.adam_step(*arrays, **hyper)
     for got, ref in zip((arrays[0], arrays[2], arrays[3]), want, strict=True):
         np.testing.assert_allclose(lane.host(got), ref, **tol(dtype))
+
+
+def check_sigmoid(lane, dtype, n):
+    """sigmoid_fwd against sigmoid_ref (no overflow at +-1000, NaN kept); sigmoid_bwd is
+    gy * y * (1 - y)."""
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 10).astype(dtype)
+    x[::11] = 1000.0
+    x[5::11] = -1000.0
+    if n > 3:
+        x[3] = np.nan
+    y = lane.K.sigmoid_fwd(lane.dev(x))
+    np.testing.assert_allclose(lane.host(y), R.sigmoid_ref(x.astype(np.float64)),
+                               **tol(dtype))
+    gy = rng.standard_normal(n).astype(dtype)
+    gx = lane.host(lane.K.sigmoid_bwd(lane.dev(gy), y))
+    yh = lane.host(y).astype(np.float64)
+    np.testing.assert_allclose(gx, gy * yh * (1 - yh), **tol(dtype))

@@ -33,6 +33,7 @@ from .im2col import col2im, col2im_rows, im2col, im2col_rows
 from .max_pool2d import max_pool2d_bwd, max_pool2d_fwd
 from .max_unpool2d import max_unpool2d_bwd, max_unpool2d_fwd
 from .relu import relu_bwd, relu_fwd
+from .sigmoid import sigmoid_bwd, sigmoid_fwd
 from .upsample_nearest2d import upsample_nearest2d_bwd, upsample_nearest2d_fwd
 
 __all__ = [
@@ -58,5 +59,7 @@ __all__ = [
     "upsample_nearest2d_bwd",
     "relu_fwd",
     "relu_bwd",
+    "sigmoid_fwd",
+    "sigmoid_bwd",
     "adam_step",
 ]

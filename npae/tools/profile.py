@@ -44,6 +44,7 @@ from npae.data.fileio import atomic_write, make_writable_folder
 from npae.engine import profiler
 from npae.engine.profiler import BACKWARD
 from npae.engine.tensor import Tensor
+from npae.engine.threads import blas_threads
 from npae.tools import work as W
 
 LR = 1e-3
@@ -287,6 +288,7 @@ def machine(threads: dict) -> dict:
         layer = None
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(),
             "numba_threads": threads["numba"], "blas_threads": threads["blas"],
+            "blas_threads_in_npae": blas_threads(),
             "numba_threading_layer": layer, "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "npae": npae.__version__,
@@ -316,7 +318,8 @@ def table(result: dict) -> str:
         f" {s['steps']} profiled steps after {s['warmup']} warm-up steps "
         f"({s['warmup_s']:.1f} s, any Numba compilation among them: not profiled)",
         f"machine: {m['cpu']}, {m['cores']} cores, Numba {m['numba_threads']} threads, "
-        f"BLAS {m['blas_threads'] or '?'} threads",
+        f"BLAS {m['blas_threads_in_npae'] or m['blas_threads'] or '?'} inside npae's passes "
+        f"({m['blas_threads'] or '?'} outside)",
         f"roofline, measured now: GEMM {roof['gemm_gflops']:.1f} GFLOP/s (float32, "
         f"{roof['gemm_n']}^2), copy {roof['bandwidth_gbs']:.1f} GB/s; floor = max(FLOPs / GEMM "
         f"rate, bytes / bandwidth)",

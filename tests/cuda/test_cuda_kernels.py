@@ -130,6 +130,14 @@ def test_relu(lane, dtype, n):
 @pytest.mark.parametrize("lane", LANES)
 @DTYPES
 @more
+@given(n=st.integers(1, 300))
+def test_sigmoid(lane, dtype, n):
+    C.check_sigmoid(lane_for(lane), dtype, n)
+
+
+@pytest.mark.parametrize("lane", LANES)
+@DTYPES
+@more
 @given(n=st.integers(1, 300), weight_decay=st.sampled_from([0.0, 0.1]), step=st.integers(1, 50))
 def test_adam_step(lane, dtype, n, weight_decay, step):
     C.check_adam_step(lane_for(lane), dtype, n, weight_decay, step)
