@@ -26,7 +26,7 @@ follow below:
 |upsample_nearest2d_fwd|copy each source pixel                    |upsample_nearest2d_ref         |
 |upsample_nearest2d_bwd|sum each source pixel's copies            |upsample_nearest2d_backward_ref|
 |relu_fwd / relu_bwd   |max(x, 0) in one pass; gy where y > 0     |relu_ref, mask (tests)         |
-|sigmoid_fwd / _bwd    |e / (1 + e), e = exp(-abs(x)); y (1 - y)  |sigmoid_ref, the formula       |
+|sigmoid_fwd / _bwd    |exp(-abs(x)), then a select; y (1 - y)   |sigmoid_ref, the formula       |
 |adam_step             |one Adam step of a parameter, one pass    |adam_step_ref                  |
 
 Beside them, the convolutions' planners: ``conv2d_plan`` (which path, how much scratch) and

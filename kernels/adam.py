@@ -21,10 +21,9 @@ import math
 
 from numba import prange
 
-from ._jit import jit
+from ._jit import PARALLEL_MIN, jit
 
 BLOCK = 1 << 14
-PARALLEL_MIN = 1 << 16
 
 
 def adam_step(p, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):

@@ -11,13 +11,12 @@ outputs come from the buffer pool (kernels/_pool.py), the loops write into them.
 
 from numba import prange
 
-from ._jit import jit
+from ._jit import PARALLEL_MIN, jit
 from ._pool import empty
 
 BLOCK = 1 << 14  # elements per parallel task: 64 KiB of float32, long runs that vectorise
 # below this many elements the calling thread does it alone: waking the pool costs more than
 # the pass (a linear layer's 128 x 32 activations, say)
-PARALLEL_MIN = 1 << 16
 
 
 def relu_fwd(x):

@@ -1,5 +1,5 @@
 """GPU twins of the sigmoid and its backward (same signatures as ``npae.kernels.sigmoid``): one
-thread per element, the same arithmetic (exp of -|x| in float64, rounded once)."""
+thread per element, the same arithmetic (exp of -|x|, in x's dtype)."""
 
 import math
 
@@ -11,10 +11,13 @@ from ._launch import launch
 
 @cuda.jit
 def _sigmoid_fwd_kernel(n_total, x, y):
+    zero = x.dtype.type(0)
+    one = x.dtype.type(1)
     for t in range(cuda.grid(1), n_total, cuda.gridsize(1)):
-        v = float(x[t])
+        v = x[t]
         e = math.exp(-abs(v))
-        y[t] = 1.0 / (1.0 + e) if v >= 0.0 else e / (1.0 + e)
+        r = one / (one + e)
+        y[t] = r if v >= zero else e * r
 
 
 @cuda.jit

@@ -262,14 +262,14 @@ def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w)
 
 
 @DTYPES
-@given(n=st.sampled_from([1, 13, (1 << 16) - 1, (1 << 16) + (1 << 14) + 3]))
+@given(n=st.sampled_from([1, 13, _relu.PARALLEL_MIN - 1, _relu.PARALLEL_MIN + _relu.BLOCK + 3]))
 def test_sigmoid(dtype, n):
     # both sides of PARALLEL_MIN: the serial and the blocked parallel loop
     C.check_sigmoid(CPU, dtype, n)
 
 
 @DTYPES
-@given(n=st.sampled_from([1, 7, (1 << 16) - 1, (1 << 16) + 3]),
+@given(n=st.sampled_from([1, 7, _relu.PARALLEL_MIN - 1, _relu.PARALLEL_MIN + 3]),
        weight_decay=st.sampled_from([0.0, 0.1]), step=st.integers(1, 50))
 def test_adam_step(dtype, n, weight_decay, step):
     # both sides of PARALLEL_MIN: the serial and the blocked parallel loop
