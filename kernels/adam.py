@@ -45,16 +45,18 @@ def _adam_block(p, g, m, v, step_size, beta1, beta2, eps, weight_decay, sqrt_bia
     t = p.dtype.type
     b1, b2, wd = t(beta1), t(beta2), t(weight_decay)
     c1, c2 = t(1 - beta1), t(1 - beta2)
-    for i in range(lo, hi):
-        gi = g[i]
+    # slices indexed from 0, so no wrap-around check per element (kernels/relu.py says why)
+    ps, gs, ms, vs = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+    for i in range(ps.size):
+        gi = gs[i]
         if weight_decay != 0:
-            gi = gi + wd * p[i]
-        mi = m[i] * b1 + c1 * gi
-        vi = v[i] * b2 + c2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
+            gi = gi + wd * ps[i]
+        mi = ms[i] * b1 + c1 * gi
+        vi = vs[i] * b2 + c2 * (gi * gi)
+        ms[i] = mi
+        vs[i] = vi
         denom = math.sqrt(float(vi)) / sqrt_bias2 + eps
-        p[i] = p[i] - t(float(t(step_size * mi)) / denom)
+        ps[i] = ps[i] - t(float(t(step_size * mi)) / denom)
 
 
 @jit(parallel=True)

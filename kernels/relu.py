@@ -5,7 +5,10 @@
 
 NumPy needs two single-threaded passes for the forward (``np.maximum`` and the ``x > 0`` mask
 the backward needs); here one pass writes y, and the backward reads y itself. Elements are
-split into blocks, one thread per block: every output element is written exactly once. The
+split into blocks, one thread per block: every output element is written exactly once. Each
+block's loop runs over slices from index 0: with ``for i in range(lo, hi)`` Numba cannot prove
+an index non-negative, checks it for wrap-around on every element, and LLVM does not vectorise
+the loop (measured 56 against 4.5 us on 100,352 float32 values). The
 outputs come from the buffer pool (kernels/_pool.py), the loops write into them.
 """
 
@@ -45,17 +48,19 @@ def relu_bwd(gy, y):
 def _relu_fwd_block(xf, y, lo, hi):
     """y[i] = max(xf[i], 0) for i in lo..hi-1 (NaN kept)."""
     zero = xf.dtype.type(0)
-    for i in range(lo, hi):
-        v = xf[i]
-        y[i] = v if (v > zero or v != v) else zero
+    src, dst = xf[lo:hi], y[lo:hi]
+    for i in range(src.size):  # from 0: no negative-index check, so the loop vectorises
+        v = src[i]
+        dst[i] = v if (v > zero or v != v) else zero
 
 
 @jit()
 def _relu_bwd_block(gf, yf, gx, lo, hi):
     """gx[i] = gf[i] where yf[i] > 0, else 0, for i in lo..hi-1."""
     zero = gf.dtype.type(0)
-    for i in range(lo, hi):
-        gx[i] = gf[i] if yf[i] > zero else zero
+    g, yy, dst = gf[lo:hi], yf[lo:hi], gx[lo:hi]
+    for i in range(g.size):
+        dst[i] = g[i] if yy[i] > zero else zero
 
 
 @jit(parallel=True)

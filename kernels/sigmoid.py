@@ -54,19 +54,21 @@ def _sigmoid_from_exp_block(xf, y, lo, hi):
     """y[i] holds exp(-|x[i]|) on entry and sigmoid(x[i]) on exit, for i in lo..hi-1."""
     zero = xf.dtype.type(0)
     one = xf.dtype.type(1)
-    for i in range(lo, hi):
-        e = y[i]
+    src, dst = xf[lo:hi], y[lo:hi]
+    for i in range(src.size):  # from 0, so it vectorises (kernels/relu.py says why)
+        e = dst[i]
         r = one / (one + e)
-        y[i] = r if xf[i] >= zero else e * r  # NaN: e and r are NaN, so y is too
+        dst[i] = r if src[i] >= zero else e * r  # NaN: e and r are NaN, so y is too
 
 
 @jit()
 def _sigmoid_bwd_block(gf, yf, gx, lo, hi):
     """gx[i] = gf[i] * yf[i] * (1 - yf[i]) for i in lo..hi-1, in the arrays' dtype."""
     one = yf.dtype.type(1)
-    for i in range(lo, hi):
-        yi = yf[i]
-        gx[i] = gf[i] * yi * (one - yi)
+    g, yy, dst = gf[lo:hi], yf[lo:hi], gx[lo:hi]
+    for i in range(g.size):
+        yi = yy[i]
+        dst[i] = g[i] * yi * (one - yi)
 
 
 @jit(parallel=True)
