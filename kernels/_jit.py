@@ -8,15 +8,21 @@ installed read-only, Numba's own fallback writes to a per-user cache directory i
 import numba
 
 
-def jit(parallel: bool = False, reassociate: bool = False):
+def jit(parallel: bool = False, reassociate: bool = False, inline: bool = False):
     """Compile with caching; parallel=True only where prange iterations write disjoint outputs.
+
+    inline=True pastes a small helper into its callers (see below).
 
     reassociate=True lets LLVM reorder a floating-point sum to vectorise it. The order is fixed
     when the kernel is compiled, so results are still the same on every run; they differ from a
     left-to-right sum by rounding only.
     """
     fastmath = {"reassoc", "contract"} if reassociate else False
-    return numba.njit(cache=True, parallel=parallel, nogil=True, fastmath=fastmath)
+    # inline=True: a small helper is pasted into its callers before they are compiled, so
+    # LLVM sees one loop body it can vectorise (a call between separately compiled functions
+    # can stop it)
+    return numba.njit(cache=True, parallel=parallel, nogil=True, fastmath=fastmath,
+                      inline="always" if inline else "never")
 
 
 # An elementwise pass over fewer elements than this runs on the calling thread: waking the
