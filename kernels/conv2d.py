@@ -16,7 +16,8 @@ When that round trip through memory costs more than the GEMM, the calls go to co
 instead, which works one image per thread with its taps in cache (for unit stride, no columns
 at all). ``conv2d_plan`` decides, from measurements noted below: unit stride and a window of
 64+ taps (up to 16 output channels for the forward and input gradient, any number for the
-weight gradient), or any stride with a single output channel (for the weight gradient, up to 16).
+weight gradient), or any stride with a single output channel; the weight gradient also for up
+to 16 output channels at any stride and window.
 ``method=`` forces either path.
 
 One driver per direction, for both backends: ``conv2d_fwd_with`` and its siblings below take a
@@ -35,8 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
+from numba import prange
 
 from ._arrays import array_module
+from ._jit import jit
 from ._pool import empty as pool_empty
 from .conv2d_image import conv2d_image_bwd_input, conv2d_image_bwd_weight, conv2d_image_fwd
 from .im2col import col2im_rows, im2col_rows
@@ -61,9 +64,10 @@ CACHE_CHUNK = 4 * 2**20
 #   the GEMM is one row; with 4 or more, im2col + BLAS wins (16->4 2x2 s2: 0.50 against 0.59 ms
 #   forward; 16->32 3x3 s2 weight gradient: 8.0 against 12.0 ms).
 # - with BLAS held at one thread inside npae (npae/engine/threads.py; issue 12), remeasured:
-#   the strided weight gradient goes one image at a time for up to 16 output channels (the
-#   transpose convolutions' 16->4 2x2 s2: 1.2 -> 0.8 ms, 1->16 2x2 s2: 1.0 -> 0.7 ms; 16->32
-#   3x3 s2 stays with im2col, 9.4 against 11.0 ms). Best of 9, interleaved, batch 128.
+#   the weight gradient goes one image at a time for up to 16 output channels, at any stride
+#   and window (the transpose convolutions' 16->4 2x2 s2: 0.44 -> 0.24 ms, 1->16 2x2 s2:
+#   0.32 -> 0.19 ms; conv2d 1->16 3x3: 0.95 -> 0.66 ms; 16->32 3x3 s2 ties, and stays with
+#   im2col). Best of 9, interleaved, batch 128.
 IMAGE_MAX_OUT = 16
 IMAGE_MIN_WINDOW = 64
 # ...and only while one image's columns stay cache-sized: beyond that (large images) the
@@ -89,13 +93,10 @@ def conv2d_plan(direction, n, c, o, kh, kw, sh, sw, oh, ow, itemsize,
     """
     k = c * kh * kw
     check_direction(direction)
-    if sh != 1 or sw != 1:
-        if direction == "bwd_weight":
-            wanted = o <= IMAGE_MAX_OUT
-        else:
-            wanted = o == 1 and k >= IMAGE_MIN_WINDOW
-    elif direction == "bwd_weight":
-        wanted = k >= IMAGE_MIN_WINDOW
+    if direction == "bwd_weight":
+        wanted = o <= IMAGE_MAX_OUT or (sh == 1 and sw == 1 and k >= IMAGE_MIN_WINDOW)
+    elif sh != 1 or sw != 1:
+        wanted = o == 1 and k >= IMAGE_MIN_WINDOW
     else:
         wanted = o <= IMAGE_MAX_OUT and k >= IMAGE_MIN_WINDOW
     path = _method(method, wanted and _image_fits(k, oh, ow, itemsize, max_scratch))
@@ -157,6 +158,8 @@ class ConvBackend:
     # empty(like, shape, dtype): an uninitialised array on like's device (the CPU's come from
     # the buffer pool, kernels/_pool.py)
     empty: Callable
+    # add_bias(y (N, O, L), b (O,)): y += b per channel, in place
+    add_bias: Callable
 
 
 def conv2d_fwd_with(backend, x, w, b, geom, max_scratch, method):
@@ -184,7 +187,7 @@ def conv2d_fwd_with(backend, x, w, b, geom, max_scratch, method):
         else:
             y[s:e, :, oy0 * ow:oy1 * ow] = xp.matmul(w2, cols)
     if b is not None:
-        y += b.reshape(1, o, 1)
+        backend.add_bias(y, b)
     return y.reshape(n, o, oh, ow)
 
 
@@ -242,7 +245,8 @@ def conv_transpose2d_fwd_with(backend, x, w, b, geom, max_scratch, method):
     """
     y = conv2d_bwd_input_with(backend, x, w, geom.oh, geom.ow, geom, max_scratch, method)
     if b is not None:
-        y += b.reshape(1, -1, 1, 1)
+        n, o, oh, ow = y.shape
+        backend.add_bias(y.reshape(n, o, oh * ow), b)
     return y
 
 
@@ -258,8 +262,21 @@ def _empty(like, shape, dtype):
     return pool_empty(shape, dtype)
 
 
+@jit(parallel=True)
+def _add_bias(y, b):
+    """y (N, O, L) += b (O,), one (image, channel) row per task: NumPy's broadcast add runs on
+    one thread (0.24 ms on 128x16x784 float32)."""
+    n, o, _ = y.shape
+    for row in prange(n * o):
+        r = y[row // o, row % o]
+        bias = b[row % o]
+        for i in range(r.size):
+            r[i] += bias
+
+
 CPU = ConvBackend(im2col_rows, col2im_rows, conv2d_image_fwd, conv2d_image_bwd_input,
-                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad, _empty)
+                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad, _empty,
+                  _add_bias)
 
 
 def conv2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):

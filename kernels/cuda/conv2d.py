@@ -179,8 +179,13 @@ def _empty(like, shape, dtype):
     return array_module(like).empty(shape, dtype=dtype)  # CuPy keeps its own memory pool
 
 
+def _add_bias(y, b):
+    y += b.reshape(1, -1, 1)
+
+
 GPU = ConvBackend(im2col_rows, col2im_rows, conv2d_image_fwd, conv2d_image_bwd_input,
-                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad, _empty)
+                  conv2d_image_bwd_weight, conv2d_plan, plan_chunks, _add_weight_grad, _empty,
+                  _add_bias)
 
 
 def conv2d_fwd(x, w, b, geom, max_scratch=DEFAULT_MAX_SCRATCH, method=None):
