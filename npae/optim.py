@@ -7,6 +7,8 @@ exactly.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from npae.engine.dispatch import (
@@ -183,5 +185,6 @@ class Adam(Optimizer):
         v += (1 - h["beta2"]) * (g * g)
         bias1 = 1 - h["beta1"] ** t
         bias2 = 1 - h["beta2"] ** t
-        denom = np.sqrt(v) / np.sqrt(bias2) + h["eps"]
-        p.data -= ((h["lr"] / bias1) * m / denom).astype(p.dtype, copy=False)
+        step_size = h["lr"] / bias1
+        denom = np.sqrt(v) / math.sqrt(bias2) + h["eps"]  # Python floats: p's dtype throughout
+        p.data -= step_size * (m / denom)

@@ -13,6 +13,7 @@ def _adam_kernel(n_total, p, g, m, v, step_size, beta1, beta2, eps, weight_decay
     t = p.dtype.type
     b1, b2, wd = t(beta1), t(beta2), t(weight_decay)
     c1, c2 = t(1 - beta1), t(1 - beta2)
+    lr_t, eps_t, sb2 = t(step_size), t(eps), t(sqrt_bias2)
     for i in range(cuda.grid(1), n_total, cuda.gridsize(1)):
         gi = g[i]
         if weight_decay != 0:
@@ -21,8 +22,7 @@ def _adam_kernel(n_total, p, g, m, v, step_size, beta1, beta2, eps, weight_decay
         vi = v[i] * b2 + c2 * (gi * gi)
         m[i] = mi
         v[i] = vi
-        denom = math.sqrt(float(vi)) / sqrt_bias2 + eps
-        p[i] = p[i] - t(float(t(step_size * mi)) / denom)
+        p[i] = p[i] - lr_t * (mi / (math.sqrt(vi) / sb2 + eps_t))
 
 
 def adam_step(p, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
