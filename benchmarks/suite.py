@@ -56,10 +56,11 @@ AA_CASES = (
     Case("train", "linear", 20),
 )
 # --quick: a fresh process costs 1.5 s (npae) to 3.5 s (PyTorch: its import, and torch.optim
-# loading torch._dynamo), and a case takes 12 (22 for an A/A case); these cases (the A/A ones,
-# and the two models whose PyTorch twins had the widest gap) keep it near 5 minutes on 2 cores
+# loading torch._dynamo), and a case takes 12 (22 for an A/A case). These (the A/A cases, one
+# more op and `linear` at batch 128) took 7 minutes on the shared 2-core VM with `vae` too; 6
+# without it
 QUICK_OPS = ("conv2d 1->16 3x3 p1, 28x28", "linear 784->32 ReLU ->784")
-QUICK_TRAIN = (("linear", 20), ("linear", 128), ("conv-transpose", 128), ("vae", 128))
+QUICK_TRAIN = (("linear", 20), ("linear", 128), ("conv-transpose", 128))
 
 
 def op_table(quick: bool, batch: int = 128) -> list:
@@ -177,7 +178,8 @@ def _time_cell(row, fw, with_torch, fmt):
     return fmt(t["median"]) + _flag(row, fw) if t else "-"
 
 
-OP_COLUMNS = f"{'operation':46}{'pass':9}{'npae ms':>10}{'PyTorch ms':>14}" \
+# the time columns end with a space where a '!' may follow a number
+OP_COLUMNS = f"{'operation':46}{'pass':9}{'npae ms ':>10}{'PyTorch ms ':>14}" \
              f"{'torch/npae [min-max]':>23}{'NumPy/npae':>12}{'npae/floor':>12}"
 
 
@@ -191,7 +193,7 @@ def op_line(row, with_torch, extras):
             f"{f'{floor:.1f}' if floor else '-':>12}")
 
 
-TRAIN_COLUMNS = f"{'model':16}{'batch':>6}{'npae img/s':>13}{'PyTorch img/s':>16}" \
+TRAIN_COLUMNS = f"{'model':16}{'batch':>6}{'npae img/s ':>13}{'PyTorch img/s ':>16}" \
                 f"{'torch/npae [min-max]':>23}"
 
 
@@ -333,10 +335,14 @@ def write_json(path: Path, data) -> None:
 
 # ----------------------------------------------------------------------------- main
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="npae bench",
-                                     description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser = argparse.ArgumentParser(
+        prog="npae bench",
+        description="Time npae's operations and training against PyTorch (each framework in "
+                    "fresh processes, in rounds alternating the order, with A/A runs beside) "
+                    "and against its own NumPy formulation; benchmarks/README.md explains "
+                    "the numbers.")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer cases and shorter values (about 6 minutes on 2 cores)")
+                        help="5 cases instead of 36, shorter values (about 6 minutes on 2 cores)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for Numba, PyTorch and BLAS (default: all cores)")
     parser.add_argument("--rounds", type=int, default=5,
