@@ -48,11 +48,11 @@ from .worker import FRAMEWORKS, benchmark_name
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
 # one thread count for every pool either framework may start: OpenMP (Numba's and PyTorch's),
-# OpenBLAS (NumPy's and npae's GEMMs), MKL; PyTorch also gets torch.set_num_threads in its worker
+# OpenBLAS (NumPy's and npae's GEMMs), MKL; PyTorch also gets torch.set_num_threads in its worker.
+# How idle OpenMP threads wait (GOMP_SPINCOUNT, OMP_WAIT_POLICY) is the user's to set: it passes
+# through as it is, and the harness sets neither
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMBA_NUM_THREADS")
-# how idle OpenMP threads wait: the user's choice, passed on as it was when the bench started
-WAIT_VARIABLES = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 
 
 class WorkerError(RuntimeError):
@@ -97,33 +97,10 @@ class Settings:
 
 
 # ------------------------------------------------------------------------------ environment
-def initial_environment() -> dict:
-    """The environment this process started with. ``import npae`` sets GOMP_SPINCOUNT in
-    os.environ for its own thread pool; /proc/self/environ still holds what the user set (on
-    systems without /proc, os.environ is the best there is)."""
-    try:
-        raw = Path("/proc/self/environ").read_bytes()
-    except OSError:
-        return dict(os.environ)
-    env = {}
-    for item in raw.split(b"\0"):
-        key, sep, value = item.partition(b"=")
-        if sep:
-            env[os.fsdecode(key)] = os.fsdecode(value)
-    return env
-
-
-def child_environment(threads: int, environ=None, initial=None) -> dict:
-    """The environment of every benchmark process: ``environ`` (default os.environ) with the
-    thread counts set to ``threads`` and the OpenMP waiting variables as in ``initial`` (default
-    the environment this process started with): set where the user set them, absent otherwise."""
+def child_environment(threads: int, environ=None) -> dict:
+    """The environment of every benchmark process: ``environ`` (default os.environ, which
+    ``import npae`` leaves as it was) with the thread counts set to ``threads``."""
     env = dict(os.environ if environ is None else environ)
-    initial = initial_environment() if initial is None else initial
-    for key in WAIT_VARIABLES:
-        if key in initial:
-            env[key] = initial[key]
-        else:
-            env.pop(key, None)
     for key in THREAD_VARIABLES:
         env[key] = str(threads)
     return env

@@ -9,10 +9,12 @@ with the thread settings of the framework comparisons:
   batch size and image side.
 
 Here one process, with the calls interleaved (each repetition runs every implementation once,
-in turn, so a drifting clock or a neighbour's load hits all alike), is fair, unlike for npae
-against PyTorch (benchmarks/harness.py): the NumPy formulation brings no runtime of its own. It
-runs on NumPy and its BLAS, which npae itself calls, under the same thread settings; no second
-OpenMP pool competes with Numba's.
+in turn, so a drifting clock or a neighbour's load hits all alike), is fair enough, unlike for
+npae against PyTorch (benchmarks/harness.py): the NumPy formulation brings no runtime of its
+own. It runs on NumPy and its BLAS, which npae itself calls, under the same thread settings; no
+second OpenMP pool competes with Numba's. What remains is OpenBLAS's idle threads spinning for a
+while after the NumPy side's matrix products, into npae's next call (npae/engine/threads.py):
+if anything, that tilts the comparison against npae.
 
     python -m npae.benchmarks.npae_only --sections roofline numpy --out npae-only.json --quick
 """

@@ -241,15 +241,13 @@ def machine(threads) -> dict:
 
     import npae
 
-    user = harness.initial_environment()
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "threads": threads,
             "platform": platform.platform(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__, "npae": npae.__version__,
             "pyperf": pyperf.__version__, "torch": _torch_version(),
-            # as the user set them (None: unset); each pyperf run's metadata records what its
-            # process ran with (import npae sets GOMP_SPINCOUNT for npae's own pool)
-            "OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"),
-            "GOMP_SPINCOUNT": user.get("GOMP_SPINCOUNT")}
+            # as the user set them (None: unset), passed on to every benchmark process
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT")}
 
 
 def _torch_version():

@@ -12,11 +12,9 @@ JSON file, with the framework, its version and the thread settings in its metada
     python benchmarks/worker.py --framework npae --kind train --case linear --batch 20 \
         --threads 2 --processes 1 --values 3 --copy-env --output linear.json
 
-It is run as a script rather than with ``python -m npae.benchmarks.worker`` so that the manager
-process starts without importing npae (a third of a second per process), and so that a PyTorch
-worker loads PyTorch before anything of npae's: ``import npae`` sets GOMP_SPINCOUNT for its own
-OpenMP pool (npae/engine/config.py), and PyTorch's OpenMP runtime reads the variable when it is
-loaded; PyTorch must run as it ships, with the waiting its user chose.
+It is run as a script rather than with ``python -m npae.benchmarks.worker`` so that pyperf's
+manager process, which only spawns the worker and collects its run, starts without importing
+npae (a third of a second per process, hundreds of processes per bench).
 """
 
 from __future__ import annotations
@@ -34,6 +32,7 @@ if __name__ == "__main__":
 import pyperf  # noqa: E402
 
 FRAMEWORKS = ("npae", "torch")
+WAIT_VARIABLES = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 PASSES = ("fwd", "fwd+bwd")
 
 
@@ -56,21 +55,23 @@ def _case_args(cmd: list, args) -> None:
 
 def build(framework: str, kind: str, case: str, batch: int, pass_: str | None, threads: int):
     """(call, metadata): a zero-argument callable running the case once, its setup done."""
+    # how idle OpenMP threads wait, as the environment says (the harness passes the user's)
+    metadata = {"framework": framework, "threads": threads,
+                **{key: os.environ.get(key, "unset") for key in WAIT_VARIABLES}}
     if framework == "torch":
-        # torch first, before anything imports npae, which sets GOMP_SPINCOUNT (see the
-        # module docstring); what PyTorch's OpenMP runtime read when it loaded, just now:
         import torch
-
-        waiting = _waiting()
         from npae.benchmarks import torch_side
 
         torch_side.set_threads(threads)
-        version = str(torch.__version__)
+        metadata["framework_version"] = str(torch.__version__)
     else:
         import npae
+        from npae.engine import threads as npae_threads
 
-        waiting = _waiting()  # what npae's pool will read when its first kernel runs
-        version = npae.__version__
+        metadata["framework_version"] = npae.__version__
+        if not any(key in os.environ for key in WAIT_VARIABLES):
+            # npae starts Numba's pool with a short spin of its own then (threads.start_pool)
+            metadata["npae_pool_GOMP_SPINCOUNT"] = npae_threads.SPIN_COUNT
     from npae.benchmarks import npae_side
     from npae.benchmarks.cases import op_cases
 
@@ -90,8 +91,6 @@ def build(framework: str, kind: str, case: str, batch: int, pass_: str | None, t
         call = npae_side.train_step(case, batch)
     for _ in range(2):  # untimed: Numba's kernels load (or compile) on the first call
         call()
-    metadata = {"framework": framework, "framework_version": version, "threads": threads,
-                **waiting}
     if framework == "npae":
         import numba
 
@@ -100,10 +99,6 @@ def build(framework: str, kind: str, case: str, batch: int, pass_: str | None, t
         except ValueError:  # no parallel kernel ran
             pass
     return call, metadata
-
-
-def _waiting() -> dict:
-    return {key: os.environ.get(key, "unset") for key in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
 
 
 def _timer(call):
