@@ -474,7 +474,9 @@ def main(argv=None) -> int:
         print(f"\nnpae bench: {error}", file=sys.stderr)
         return 1
 
-    print(f"\nresults: {path}\npyperf:  {folder} (python -m pyperf stats FILE, compare_to A B)")
+    print(f"\nresults: {path}")
+    if result.get("ops") or result.get("training"):
+        print(f"pyperf:  {folder} (python -m pyperf stats FILE, compare_to A B)")
     if result.get("ops") and plot_ops(result["ops"], results / f"{stem}-ops.png"):
         print(f"plot:    {results / f'{stem}-ops.png'}")
     if result.get("scaling"):
