@@ -1,1 +1,2 @@
-"""npae's benchmarks (the full suite arrives with issue 4)."""
+"""npae's benchmarks: ``npae bench`` (suite.py), the quality protocol (quality.py) and the
+compile-time probe (compile_time.py); benchmarks/README.md says how the numbers are taken."""

@@ -4,6 +4,10 @@ The same cases as the CPU suite (benchmarks/cases.py, batch 128; the article's m
 20 and 128), run by npae on CuPy arrays and by PyTorch on CUDA tensors when PyTorch with CUDA is
 installed. GPU calls return before the work is done, so every timed call ends with a device
 synchronisation. No roofline, scaling or JIT sections here (those describe the CPU kernels).
+
+Unlike the CPU suite, this one still times npae and PyTorch in one process, calls interleaved
+(benchmarks/timing.py): the GPU work runs on the device, but both frameworks' host threads and
+allocators share the process; moving it onto the fresh-process harness (harness.py) is to do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""How the benchmarks time things, shared by the CPU suite (suite.py) and the GPU one (gpu.py).
+"""Timing in one process, for what may share one: npae against its own NumPy formulation, the
+roofline and scaling probes (npae_only.py), and for now the GPU suite (gpu.py). npae against
+PyTorch on the CPU never shares a process (harness.py says why).
 
 Implementations of one case are timed in turn, call by call (every repetition runs each once),
 so drifting clocks and other load hit all of them alike; a summary gives the median with the
