@@ -1,5 +1,5 @@
-"""npae/engine/threads.py: BLAS held at one thread inside npae's forward and backward passes, and
-given back its own setting afterwards."""
+"""npae/engine/threads.py: BLAS held at a set number of threads inside npae's forward and backward
+passes when asked (set_blas_threads), and given back its own setting afterwards."""
 
 import os
 
@@ -47,8 +47,12 @@ def two_blas_threads():
         pytest.skip("threadpoolctl finds no BLAS library here")
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=2, user_api="blas"):
-        yield _blas_threads_now()
+    threads.set_blas_threads(1)
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            yield _blas_threads_now()
+    finally:
+        threads.set_blas_threads(None)  # the default
 
 
 def test_blas_runs_on_one_thread_inside_forward_and_backward_only(two_blas_threads):
@@ -65,11 +69,12 @@ def test_set_blas_threads_none_leaves_blas_alone(two_blas_threads):
     seen = []
     model = _Probe(seen)
     threads.set_blas_threads(None)
-    try:
-        model(npae.Tensor(np.ones((2, 4), np.float32))).sum().backward()
-    finally:
-        threads.set_blas_threads(1)
+    model(npae.Tensor(np.ones((2, 4), np.float32))).sum().backward()
     assert [s[1] for s in seen] == [two_blas_threads, two_blas_threads]
+
+
+def test_blas_is_left_alone_by_default():
+    assert npae.engine.threads.blas_threads() is None
 
 
 def test_thread_settings_refuse_bad_counts():

@@ -14,6 +14,7 @@ import numpy as np
 
 from npae import kernels as cpu_kernels
 from npae.engine import threads
+from npae.kernels import _pool
 from npae.kernels._arrays import array_module, is_cupy
 
 DEVICES = ("cpu", "cuda")
@@ -39,6 +40,15 @@ def device_of(array) -> str:
 def as_array(value):
     """An array as it is (NumPy or CuPy); anything else through np.asarray."""
     return value if is_array(value) else np.asarray(value)
+
+
+def empty(like, shape, dtype=None):
+    """An uninitialised array on like's device: on the CPU from the kernels' buffer pool
+    (kernels/_pool.py), so that a training step reuses last step's memory."""
+    dtype = like.dtype if dtype is None else dtype
+    if is_cupy(like):
+        return array_module(like).empty(shape, dtype=dtype)
+    return _pool.empty(shape, dtype)
 
 
 def contiguous(array, dtype=None):

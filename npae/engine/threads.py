@@ -1,11 +1,9 @@
-"""One thread pool on the cores: Numba's for npae's parallel kernels, BLAS on one thread inside.
+"""One thread pool on the cores at a time: Numba's for npae's kernels, and BLAS's.
 
 npae's kernels run on Numba's thread pool; its matrix products (linear layers, the im2col
 convolutions) go to NumPy's BLAS, which has a pool of its own. On a machine with few cores the
 two pools take turns on the same cores, and each one's idle threads keep spinning for a while
-after its work ends (OpenBLAS's for far longer than a kernel takes), on the cores the other one
-needs next. Measured on 2 cores, `linear` at batch 128 trained at 43,000-50,000 images/s with
-both pools at 2 threads and at 74,000-87,000 with BLAS on one thread (issue 12).
+after its work ends, on the cores the other one needs next.
 
 Numba's pool is GNU OpenMP's, whose idle threads by default spin about 300,000 times before
 they sleep: on a busy machine (another process on the cores, or BLAS's threads) that spinning
@@ -15,12 +13,18 @@ sleep) in the environment for that moment only: the runtime reads it when it loa
 variable is removed again at once, so the program's environment, and other OpenMP runtimes
 (PyTorch's bundled one, say), are left as they were. Where the pool has already started, or
 ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is set, npae starts nothing and changes nothing.
+Elementwise kernels on small arrays do not wake the pool at all (kernels/_jit.py PARALLEL_MIN).
 
-So while npae runs a model's forward pass (``Module.__call__``) or a backward pass
-(``Tensor.backward``), BLAS is held at ``blas_threads()`` threads (1 by default), through
-threadpoolctl, and given back its own setting afterwards: a program that uses NumPy for other
-work keeps its BLAS threads there. Nothing is changed at import. ``set_blas_threads(None)``
-leaves BLAS alone; ``set_num_threads(n)`` sizes Numba's pool.
+BLAS can also be held at a fixed number of threads while npae runs a model's forward pass
+(``Module.__call__``), a backward pass (``Tensor.backward``), or a linear or convolution op
+called on its own, and given back its own setting afterwards (threadpoolctl):
+``set_blas_threads(1)``. It is off by default, because it measured slower once the two changes
+above were in (issue 12, fresh processes alternating, 3 rounds on 2 cores, step time with BLAS
+held at 1 thread over BLAS left at 2: `linear` batch 128 0.86 against 0.65 ms, `conv-strided`
+batch 128 18.4 against 14.5 ms, `linear` batch 20 0.34 against 0.31 ms; `vae` and `denoise`
+equal). Before them, holding BLAS at one thread was what made `linear` fast (43,000-50,000
+against 74,000-87,000 images/s, in the issue). ``set_num_threads(n)`` sizes Numba's pool.
+Nothing is changed at import.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from contextlib import contextmanager
 
 SPIN_COUNT = 10_000
 
-_blas_threads: int | None = 1
+_blas_threads: int | None = None
 _lock = threading.Lock()
 _depth = 0
 _limiter = None
@@ -48,7 +52,7 @@ def set_blas_threads(n: int | None) -> None:
 
 
 def blas_threads() -> int | None:
-    """What ``set_blas_threads`` set (1 by default; None: BLAS is left alone)."""
+    """What ``set_blas_threads`` set (None, the default: BLAS is left alone)."""
     return _blas_threads
 
 

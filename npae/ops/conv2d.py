@@ -5,6 +5,7 @@ from npae.engine.config import max_scratch_bytes
 from npae.engine.dispatch import contiguous, kernels_for
 from npae.engine.function import Function
 from npae.engine.shapes import check_4d, conv2d_geometry, pair
+from npae.engine.threads import blas_limited
 from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
 
 
@@ -16,7 +17,8 @@ class Conv2d(Function):
         ctx.save_for_backward(x, w)
         ctx.geom = geom
         K = kernels_for(x, w)
-        return K.conv2d_fwd(x, w, b, geom, max_scratch_bytes())
+        with blas_limited():  # also when called outside a model (npae/engine/threads.py)
+            return K.conv2d_fwd(x, w, b, geom, max_scratch_bytes())
 
     @staticmethod
     def backward(ctx, gy):

@@ -1,6 +1,8 @@
 """linear: y = x @ weight.T + bias, PyTorch's layout (weight is (out_features, in_features))."""
 
+from npae.engine.dispatch import array_module, empty
 from npae.engine.function import Function
+from npae.engine.threads import blas_limited
 from npae.ops._checks import array_of, same_float_dtype
 
 
@@ -8,7 +10,9 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        y = x @ w.T
+        with blas_limited():  # also when called outside a model (npae/engine/threads.py)
+            # into pooled memory: a fresh array every step faults its pages in again
+            y = array_module(x).matmul(x, w.T, out=empty(x, (*x.shape[:-1], w.shape[0])))
         if b is not None:
             y += b
         return y
@@ -17,7 +21,8 @@ class Linear(Function):
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        gx = gy @ w if need_x else None
+        gx = array_module(gy).matmul(gy, w, out=empty(gy, (*gy.shape[:-1], w.shape[1]))) \
+            if need_x else None
         # fold any leading batch axes into one: gW = gy^T x summed over every sample
         gw = gy.reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]) if need_w else None
         gb = gy.reshape(-1, w.shape[0]).sum(axis=0) if need_b else None

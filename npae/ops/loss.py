@@ -5,7 +5,7 @@ reduction is 'mean' (over every element), 'sum' or 'none' (elementwise), as in P
 
 import numpy as np
 
-from npae.engine.dispatch import as_array
+from npae.engine.dispatch import array_module, as_array, empty
 from npae.engine.function import Function
 from npae.ops._checks import array_of, check_reduction, check_same_shape, same_float_dtype
 from npae.ops.activation import stable_sigmoid
@@ -33,15 +33,19 @@ def _unreduce(grad, shape, reduction):
 class MSELoss(Function):
     @staticmethod
     def forward(ctx, x, t, reduction):
-        diff = x - t
+        xp = array_module(x)
+        shape = np.broadcast_shapes(x.shape, t.shape)
+        # the difference and its square in pooled memory (kernels/_pool.py): no fresh pages
+        diff = xp.subtract(x, t, out=empty(x, shape, np.result_type(x, t)))
         ctx.save_for_backward(diff)
         ctx.reduction = reduction
-        return _reduce(diff * diff, reduction)
+        return _reduce(xp.multiply(diff, diff, out=empty(diff, shape)), reduction)
 
     @staticmethod
     def backward(ctx, grad):
         (diff,) = ctx.saved_tensors
-        g = 2 * diff * _unreduce(grad, diff.shape, ctx.reduction)
+        g = _unreduce(grad, diff.shape, ctx.reduction)
+        g = array_module(diff).multiply(diff, 2 * g, out=empty(diff, diff.shape))
         need_x, need_t = ctx.needs_input_grad
         return (g if need_x else None, -g if need_t else None)
 
