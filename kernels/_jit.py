@@ -37,3 +37,13 @@ def jit(parallel: bool = False, reassociate: bool = False, inline: bool = False)
 # pass (measured: a 128x784 sigmoid 0.33 ms in parallel and 0.83 ms serial when quiet, but
 # 5 ms in parallel with another process on the second core). ReLU, sigmoid and Adam use it.
 PARALLEL_MIN = 1 << 18
+BLOCK = 1 << 14  # elements per parallel task: 64 KiB of float32, long runs that vectorise
+
+
+def elementwise(block, blocked, n, *arrays) -> None:
+    """Run an elementwise pass over n elements: ``block(*arrays, 0, n)`` on the calling thread
+    below PARALLEL_MIN, else ``blocked(*arrays)``, the parallel loop over BLOCK-sized blocks."""
+    if n >= PARALLEL_MIN:
+        blocked(*arrays)
+    else:
+        block(*arrays, 0, n)

@@ -23,9 +23,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._jit import PARALLEL_MIN, jit
-
-BLOCK = 1 << 14
+from ._jit import BLOCK, elementwise, jit
 
 
 def adam_step(p, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
@@ -33,12 +31,9 @@ def adam_step(p, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     (counted from 1)."""
     step_size = lr / (1 - beta1 ** step)
     sqrt_bias2 = math.sqrt(1 - beta2 ** step)
-    args = (p.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), step_size, beta1,
-            beta2, eps, weight_decay, sqrt_bias2)
-    if p.size >= PARALLEL_MIN:
-        _adam_parallel(*args)
-    else:
-        _adam_block(*args, 0, p.size)
+    elementwise(_adam_block, _adam_parallel, p.size, p.reshape(-1), grad.reshape(-1),
+                m.reshape(-1), v.reshape(-1), step_size, beta1, beta2, eps, weight_decay,
+                sqrt_bias2)
 
 
 @jit()

@@ -14,33 +14,22 @@ outputs come from the buffer pool (kernels/_pool.py), the loops write into them.
 
 from numba import prange
 
-from ._jit import PARALLEL_MIN, jit
+from ._jit import BLOCK, elementwise, jit
 from ._pool import empty
-
-BLOCK = 1 << 14  # elements per parallel task: 64 KiB of float32, long runs that vectorise
-# below this many elements the calling thread does it alone: waking the pool costs more than
-# the pass (a linear layer's 128 x 32 activations, say)
 
 
 def relu_fwd(x):
     """x (any shape, contiguous) -> y = max(x, 0) with NaN propagated."""
     y = empty(x.shape, x.dtype)
-    xf, yf = x.reshape(-1), y.reshape(-1)
-    if xf.size >= PARALLEL_MIN:
-        _relu_fwd(xf, yf)
-    else:
-        _relu_fwd_block(xf, yf, 0, xf.size)
+    elementwise(_relu_fwd_block, _relu_fwd, x.size, x.reshape(-1), y.reshape(-1))
     return y
 
 
 def relu_bwd(gy, y):
     """gy, y (same shape, contiguous) -> gx = gy where y > 0, else 0."""
     gx = empty(gy.shape, gy.dtype)
-    gf, yf, gxf = gy.reshape(-1), y.reshape(-1), gx.reshape(-1)
-    if gf.size >= PARALLEL_MIN:
-        _relu_bwd(gf, yf, gxf)
-    else:
-        _relu_bwd_block(gf, yf, gxf, 0, gf.size)
+    elementwise(_relu_bwd_block, _relu_bwd, gy.size, gy.reshape(-1), y.reshape(-1),
+                gx.reshape(-1))
     return gx
 
 

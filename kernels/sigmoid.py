@@ -18,10 +18,8 @@ elements run in parallel, each written by one thread. Outputs come from the buff
 import numpy as np
 from numba import prange
 
-from ._jit import PARALLEL_MIN, jit
+from ._jit import BLOCK, elementwise, jit
 from ._pool import empty
-
-BLOCK = 1 << 14
 
 
 def sigmoid_fwd(x):
@@ -31,21 +29,15 @@ def sigmoid_fwd(x):
     np.abs(xf, out=yf)
     np.negative(yf, out=yf)
     np.exp(yf, out=yf)  # e = exp(-|x|), in (0, 1]
-    if xf.size >= PARALLEL_MIN:
-        _sigmoid_from_exp(xf, yf)
-    else:
-        _sigmoid_from_exp_block(xf, yf, 0, xf.size)
+    elementwise(_sigmoid_from_exp_block, _sigmoid_from_exp, xf.size, xf, yf)
     return y
 
 
 def sigmoid_bwd(gy, y):
     """gy, y (same shape, contiguous) -> gx = gy * y * (1 - y)."""
     gx = empty(gy.shape, gy.dtype)
-    gf, yf, gxf = gy.reshape(-1), y.reshape(-1), gx.reshape(-1)
-    if gf.size >= PARALLEL_MIN:
-        _sigmoid_bwd(gf, yf, gxf)
-    else:
-        _sigmoid_bwd_block(gf, yf, gxf, 0, gf.size)
+    elementwise(_sigmoid_bwd_block, _sigmoid_bwd, gy.size, gy.reshape(-1), y.reshape(-1),
+                gx.reshape(-1))
     return gx
 
 

@@ -11,6 +11,7 @@ import reference as R
 from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import Lane
+from npae.kernels import _jit
 from npae.kernels import conv2d as conv_module
 from npae.kernels import conv2d_image as _image
 from npae.kernels import max_unpool2d as _unpool
@@ -189,7 +190,7 @@ def test_im2col_when_a_tap_only_ever_reads_padding():
 # the serial loop for small arrays, and around the block size above PARALLEL_MIN: short and
 # partial blocks of the parallel loop
 @given(n=st.one_of(st.integers(1, 3 * (1 << 14) + 5),
-                   st.integers(_relu.PARALLEL_MIN - 5, _relu.PARALLEL_MIN + 3 * _relu.BLOCK + 5)))
+                   st.integers(_jit.PARALLEL_MIN - 5, _jit.PARALLEL_MIN + 3 * _jit.BLOCK + 5)))
 def test_relu_kernels_match_their_py_func_and_the_reference(dtype, n):
     x, gy = C.check_relu(CPU, dtype, n)
     y = K.relu_fwd(x)
@@ -262,14 +263,14 @@ def test_max_pool2d_2x2_fast_path_keeps_the_tie_and_nan_rules(dtype, seed, h, w)
 
 
 @DTYPES
-@given(n=st.sampled_from([1, 13, _relu.PARALLEL_MIN - 1, _relu.PARALLEL_MIN + _relu.BLOCK + 3]))
+@given(n=st.sampled_from([1, 13, _jit.PARALLEL_MIN - 1, _jit.PARALLEL_MIN + _jit.BLOCK + 3]))
 def test_sigmoid(dtype, n):
     # both sides of PARALLEL_MIN: the serial and the blocked parallel loop
     C.check_sigmoid(CPU, dtype, n)
 
 
 @DTYPES
-@given(n=st.sampled_from([1, 7, _relu.PARALLEL_MIN - 1, _relu.PARALLEL_MIN + 3]),
+@given(n=st.sampled_from([1, 7, _jit.PARALLEL_MIN - 1, _jit.PARALLEL_MIN + 3]),
        weight_decay=st.sampled_from([0.0, 0.1]), step=st.integers(1, 50))
 def test_adam_step(dtype, n, weight_decay, step):
     # both sides of PARALLEL_MIN: the serial and the blocked parallel loop
