@@ -44,7 +44,8 @@ class MSELoss(Function):
     @staticmethod
     def backward(ctx, grad):
         (diff,) = ctx.saved_tensors
-        g = _unreduce(grad, diff.shape, ctx.reduction)
+        # _unreduce's spread, kept a scalar (no full-size copies of one number) unless 'none'
+        g = grad / grad.dtype.type(max(diff.size, 1)) if ctx.reduction == "mean" else grad
         g = array_module(diff).multiply(diff, 2 * g, out=empty(diff, diff.shape))
         need_x, need_t = ctx.needs_input_grad
         return (g if need_x else None, -g if need_t else None)
