@@ -9,12 +9,13 @@
 """
 
 # Tensor first: it pulls in the ops, which need Function, which needs Tensor defined
-from npae.engine.tensor import Tensor, is_grad_enabled, no_grad  # isort: skip
+from npae.engine.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # isort: skip
 
 from npae import cuda
+from npae.engine.autograd import grad
 from npae.engine.config import max_scratch_bytes, set_max_scratch_bytes
 from npae.engine.function import Context, Function
-from npae.engine.gradcheck import GradcheckError, adjoint_check, gradcheck
+from npae.engine.gradcheck import GradcheckError, adjoint_check, gradcheck, gradgradcheck
 from npae.engine.random import manual_seed
 from npae.engine.threads import get_num_threads, set_blas_threads, set_num_threads
 
@@ -25,8 +26,11 @@ __all__ = [
     "Function",
     "Context",
     "no_grad",
+    "enable_grad",
     "is_grad_enabled",
+    "grad",
     "gradcheck",
+    "gradgradcheck",
     "adjoint_check",
     "GradcheckError",
     "max_scratch_bytes",

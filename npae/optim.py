@@ -19,6 +19,7 @@ from npae.engine.dispatch import (
     kernels_for,
     to_device,
 )
+from npae.engine.tensor import Tensor
 
 
 class Optimizer:
@@ -59,7 +60,9 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if p.grad is not None:
                 _follow(self.state[i], p.device)
-                self._update(p, p.grad, self.state[i])
+                # a gradient made under create_graph=True is a Tensor: the step uses its value
+                grad = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                self._update(p, grad, self.state[i])
                 p._bump_version()  # in place: a graph that saved p must not backward through it
 
     def _update(self, p, grad, state):

@@ -25,25 +25,44 @@ class Context:
     ``save_for_backward(*arrays)`` / ``saved_tensors`` keep arrays; any other attribute may be
     set freely. ``needs_input_grad[i]`` says whether input i wants a gradient, so backward can
     skip work nobody asked for.
+
+    Inside ``backward_graph`` (create_graph=True) two more things are there: ``ctx.inputs``,
+    the inputs as Tensors (the caller's own Tensors where they require grad, so derivatives flow
+    back to them; other arrays wrapped as constants; other values as they were), and
+    ``ctx.output(array, k=0)``, which turns a saved output array back into output k of this
+    operation, so that a backward that uses the output (sigmoid's y * (1 - y)) is differentiated
+    through it.
     """
 
     def __init__(self, needs_input_grad: tuple[bool, ...]):
         self.needs_input_grad = needs_input_grad
         self.saved_tensors = ()
+        self.inputs = None
+        self._node = None
 
     def save_for_backward(self, *arrays) -> None:
         self.saved_tensors = arrays
+
+    def output(self, array, k: int = 0) -> Tensor:
+        """Output k of this operation as a Tensor of the graph (only inside backward_graph)."""
+        if self._node is None:
+            raise RuntimeError("ctx.output() is for backward_graph, under create_graph=True")
+        t = Tensor(array, requires_grad=True)
+        t._node = self._node
+        t._index = k
+        return t
 
 
 class Node:
     """One recorded application of a Function."""
 
-    __slots__ = ("function", "ctx", "inputs", "outputs_meta", "saved_versions")
+    __slots__ = ("function", "ctx", "inputs", "values", "outputs_meta", "saved_versions")
 
-    def __init__(self, function, ctx, inputs, outputs_meta, saved_versions=()):
+    def __init__(self, function, ctx, inputs, outputs_meta, saved_versions=(), values=()):
         self.function = function
         self.ctx = ctx
         self.inputs = inputs  # the input Tensors (None for constants)
+        self.values = values  # every input as forward received it (backward_graph's constants)
         self.outputs_meta = outputs_meta  # (shape, dtype, array module) per output: fills
         # a missing gradient with zeros on the output's device
         self.saved_versions = saved_versions  # (position, Tensor, its _version when saved)
@@ -97,7 +116,23 @@ class Function:
     an ndarray, or a tuple of them. ``backward`` receives one gradient per output (None for an
     integer output) and returns one gradient or None per positional input. Inputs listed in
     ``integer_inputs`` (positions) may be integer arrays and never get a gradient.
+
+    That is enough for first derivatives. For second ones (``create_graph=True``,
+    ``npae.gradgradcheck``), add ``backward_graph``: the same gradients, computed from Tensors
+    with npae operations, so that they are recorded and can be differentiated again::
+
+            @staticmethod
+            def backward_graph(ctx, grad):
+                (x,) = ctx.inputs          # the input as a Tensor of the graph
+                return (3 * x ** 2 * grad,)
+
+    Use ``ctx.inputs`` (not the saved arrays) for anything the gradient depends on, and
+    ``ctx.output(saved_y)`` for an output. An op without ``backward_graph`` still works under
+    create_graph=True, but a second backward through its gradient raises a RuntimeError that
+    names it, rather than return a wrong number.
     """
+
+    backward_graph = None  # (ctx, *grad Tensors) -> gradient Tensors: see above
 
     integer_inputs: tuple[int, ...] = ()
 
@@ -153,7 +188,8 @@ class Function:
             meta = tuple((t.shape, t.dtype, array_module(t.data)) for t in tensors)
             inputs_kept = tuple(v if isinstance(v, Tensor) and v.requires_grad else None
                                 for v in inputs)
-            node = Node(cls, ctx, inputs_kept, meta, _saved_inputs(inputs, ctx.saved_tensors))
+            node = Node(cls, ctx, inputs_kept, meta, _saved_inputs(inputs, ctx.saved_tensors),
+                        tuple(arrays))
             for t in tensors:
                 if t.requires_grad:
                     t._node = node

@@ -235,3 +235,82 @@ def adjoint_check(fn, x, y=None, adjoint=None, rtol=1e-10, seed=0):
             analytic=rhs, numeric=lhs,
         )
     return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, *, seed=0,
+                  max_jacobian=20_000, samples=32, directions=4):
+    """Check fn's second derivatives: the backward of its backward, in float64.
+
+    The first-order vector-Jacobian product, g(x, v) = J(x)^T v, computed with
+    ``create_graph=True``, is itself a function of the inputs and of the output gradient v.
+    ``gradcheck`` is run on it: its analytic backward (the second-order one, through every op's
+    ``backward_graph``) against central differences of the first-order gradient. As in
+    ``gradcheck``, the whole Jacobian for small problems, random projections for large ones.
+
+    grad_outputs: v, an array of fn's output shape (default: random, from ``seed``). It is
+    checked too, since g is linear in it (a backward that drops a factor of v fails there).
+
+    Raises GradcheckError naming the input (or "grad_outputs") and the element. An op without
+    a ``backward_graph`` (see npae.Function) makes it raise a RuntimeError that names the op:
+    its second derivative is not implemented, and no number is returned for it.
+
+    >>> import npae, numpy as np
+    >>> npae.gradgradcheck(lambda x: (x * x * x).sum(), [np.array([1.0, 2.0])])
+    True
+    """
+    from npae.engine.autograd import grad as grad_of
+    from npae.engine.tensor import enable_grad
+    from npae.ops.shape import ScatterItem
+
+    values, checked = _prepare(inputs)
+    y = _forward(fn, values, checked)
+    if grad_outputs is None:
+        v = np.random.default_rng(seed).standard_normal(y.shape)
+    else:
+        v = np.array(grad_outputs.data if isinstance(grad_outputs, Tensor) else grad_outputs,
+                     dtype=np.float64)
+        if v.shape != y.shape:
+            raise ValueError(f"gradgradcheck: grad_outputs has shape {v.shape} but fn's output "
+                             f"has shape {y.shape}")
+    n = len(values)
+    sizes = [values[i].size for i in checked]
+    total = sum(sizes)
+
+    def first_order(*args):
+        """J^T v for every checked input, flattened end to end into one vector."""
+        with enable_grad():
+            out = fn(*args[:n])
+            wrt = [args[i] for i in checked]
+            grads = grad_of(out, wrt, grad_outputs=args[n], create_graph=True,
+                            allow_unused=True)
+            flat = Tensor(np.zeros(total))
+            offset = 0
+            for g, size in zip(grads, sizes, strict=True):
+                if g is not None:
+                    flat = flat + ScatterItem.apply(g.reshape((-1,)), shape=(total,),
+                                                    index=slice(offset, offset + size))
+                offset += size
+            return flat
+
+    names = [f"input {i}" for i in range(n)] + ["grad_outputs"]
+    args = [Tensor(values[i], requires_grad=True) if i in checked else inputs_value(inputs, i)
+            for i in range(n)] + [v]
+    try:
+        return gradcheck(first_order, args, eps=eps, atol=atol, rtol=rtol, seed=seed,
+                         max_jacobian=max_jacobian, samples=samples, directions=directions)
+    except GradcheckError as e:
+        i = e.input_index
+        which = names[i] if i is not None else "an input"
+        raise GradcheckError(
+            f"gradgradcheck failed: the second derivative with respect to {which} disagrees "
+            f"with finite differences of the first-order gradient. {e}",
+            input_index=i, element=e.element, analytic=e.analytic, numeric=e.numeric,
+            output_element=e.output_element,
+        ) from None
+
+
+def inputs_value(inputs, i):
+    """The i-th input as the caller gave it (a lone Tensor or array counts as one input)."""
+    if isinstance(inputs, (Tensor, np.ndarray)):
+        inputs = (inputs,)
+    return inputs[i]

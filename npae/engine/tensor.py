@@ -42,6 +42,18 @@ def no_grad():
         _state.grad_enabled = previous
 
 
+@contextmanager
+def enable_grad():
+    """Record operations inside this block even within ``no_grad`` (the backward walk uses it
+    under create_graph=True)."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = True
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
 class _VersionCounter:
     __slots__ = ("value",)
 
@@ -180,42 +192,27 @@ class Tensor:
         return self._version_counter
 
     # ----------------------------------------------------------------- the engine
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, grad=None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) . grad into every leaf's ``.grad``.
 
         ``grad`` has this tensor's shape; it may be omitted for a single-element tensor (a loss).
         As in PyTorch, each node drops what it saved for backward once used (so a training loop
         holds one graph's activations at a time); ``retain_graph=True`` keeps them for another
         backward pass through the same graph.
+
+        ``create_graph=True`` records the backward computation itself: each leaf's ``.grad`` is
+        then a Tensor with a graph of its own (not an ndarray), which can be differentiated
+        again, e.g. ``(x.grad * v).sum().backward()`` for a Hessian-vector product.
+        ``retain_graph`` defaults to ``create_graph``.
         """
-        if not self.requires_grad:
-            raise RuntimeError(
-                "backward() on a tensor that does not require grad: no input of the computation "
-                "had requires_grad=True (or it ran under npae.no_grad())"
-            )
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward() without a gradient works only for a single-element output; this "
-                    f"one has shape {self.shape}: pass grad=, an array of that shape"
-                )
-            grad = array_module(self.data).ones_like(self.data)
-        else:
-            grad = as_array(grad.data if isinstance(grad, Tensor) else grad)
-            check_same_device("backward()", (self.data, grad))
-            if grad.shape != self.shape:
-                raise ValueError(
-                    f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}"
-                )
-            grad = grad.astype(self.dtype, copy=False)
-        from npae.engine.backward import accumulate_leaf, run_backward
+        from npae.engine.backward import run_backward
         from npae.engine.threads import blas_limited
 
-        if self._node is None:
-            accumulate_leaf(self, grad)
-            return
+        retain_graph = create_graph if retain_graph is None else retain_graph
+        seed = initial_gradient("backward()", self, grad, create_graph)
         with blas_limited():  # one thread pool on the cores (npae/engine/threads.py)
-            run_backward(self._node, self._index, grad, retain_graph)
+            run_backward([(self, seed)], retain_graph, create_graph)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
@@ -308,6 +305,34 @@ class Tensor:
     @property
     def T(self):
         return self.transpose()
+
+
+def initial_gradient(what: str, t: Tensor, grad, create_graph: bool):
+    """The gradient a backward starts from at t: ones for a single element when grad is None,
+    else grad checked against t; a Tensor under create_graph (grad's own graph kept), else an
+    array."""
+    if not t.requires_grad:
+        raise RuntimeError(
+            f"{what} on a tensor that does not require grad: no input of the computation "
+            f"had requires_grad=True (or it ran under npae.no_grad())"
+        )
+    if grad is None:
+        if t.data.size != 1:
+            raise RuntimeError(
+                f"{what} without a gradient works only for a single-element output; this "
+                f"one has shape {t.shape}: pass the output's gradient, an array of that shape"
+            )
+        seed = array_module(t.data).ones_like(t.data)
+        return Tensor(seed) if create_graph else seed
+    array = as_array(grad.data if isinstance(grad, Tensor) else grad)
+    check_same_device(what, (t.data, array))
+    if array.shape != t.shape:
+        raise ValueError(f"{what}: grad has shape {array.shape} but the tensor has shape {t.shape}")
+    if create_graph:
+        if isinstance(grad, Tensor):
+            return grad if grad.dtype == t.dtype else _ops.cast(grad, t.dtype)
+        return Tensor(array.astype(t.dtype, copy=False))
+    return array.astype(t.dtype, copy=False)
 
 
 def _pick(numpy_value, torch_value, numpy_name, torch_name, unset=None):

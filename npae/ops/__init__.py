@@ -3,7 +3,7 @@
 from npae.ops.arith import add, div, matmul, mul, neg, pow, sub
 from npae.ops.reduce import mean, sum
 from npae.ops.shape import getitem, permute, reshape
-from npae.ops.unary import clip, exp, log, sqrt
+from npae.ops.unary import cast, clip, exp, log, sqrt
 
-__all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "clip",
+__all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "clip", "cast",
            "sum", "mean", "reshape", "permute", "getitem"]

@@ -1,4 +1,10 @@
-"""Activations: relu, leaky_relu, sigmoid, tanh. Each saves what its derivative needs."""
+"""Activations: relu, leaky_relu, sigmoid, tanh. Each saves what its derivative needs.
+
+Under create_graph=True (``backward_graph``): relu's and leaky_relu's gradients multiply by a
+slope that is constant almost everywhere (the mask is held constant, so their second
+derivative is 0, as in PyTorch); sigmoid's grad * y * (1 - y) and tanh's grad * (1 - y^2) are
+written with y, the op's own output, so their second derivative flows through it.
+"""
 
 import numpy as np
 
@@ -20,6 +26,11 @@ class ReLU(Function):
         (y,) = ctx.saved_tensors
         return (kernels_for(grad).relu_bwd(contiguous(grad), y),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return (grad * (y > 0).astype(y.dtype),)
+
 
 class LeakyReLU(Function):
     @staticmethod
@@ -33,6 +44,11 @@ class LeakyReLU(Function):
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
         return (np.where(mask, grad, grad * grad.dtype.type(ctx.slope)),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return (grad * np.where(mask, 1, ctx.slope).astype(grad.dtype),)
 
 
 def stable_sigmoid(x):
@@ -55,6 +71,12 @@ class Sigmoid(Function):
         (y,) = ctx.saved_tensors
         return (kernels_for(grad).sigmoid_bwd(contiguous(grad), y),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (y,) = ctx.saved_tensors
+        y = ctx.output(y)
+        return (grad * y * (1 - y),)
+
 
 class Tanh(Function):
     @staticmethod
@@ -66,6 +88,12 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
+        return (grad * (1 - y * y),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (y,) = ctx.saved_tensors
+        y = ctx.output(y)
         return (grad * (1 - y * y),)
 
 

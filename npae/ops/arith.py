@@ -2,6 +2,10 @@
 
 Broadcasting copies an operand along new or size-1 axes, so its gradient is the sum of the
 output gradient over those axes: ``unbroadcast`` undoes it, once, for every binary op here.
+
+Each ``backward_graph`` (create_graph=True) is the same rule on Tensors, read from
+``ctx.inputs``: mul's gradient grad * b depends on b, so its derivative in b is there for a
+second backward; ``unbroadcast_graph`` sums with npae's own (differentiable) sum.
 """
 
 from __future__ import annotations
@@ -17,6 +21,19 @@ from npae.ops._checks import array_of
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` down to ``shape``: over the leading axes broadcasting added, and over the
     axes where the operand had size 1."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if ones:
+        grad = grad.sum(axis=ones, keepdims=True)
+    return grad.reshape(shape)
+
+
+def unbroadcast_graph(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``unbroadcast`` with Tensor operations, for backward_graph."""
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
@@ -56,6 +73,11 @@ class Add(Function):
         return (unbroadcast(grad, sa) if need_a else None,
                 unbroadcast(grad, sb) if need_b else None)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        sa, sb = ctx.shapes
+        return unbroadcast_graph(grad, sa), unbroadcast_graph(grad, sb)
+
 
 class Sub(Function):
     @staticmethod
@@ -69,6 +91,11 @@ class Sub(Function):
         need_a, need_b = ctx.needs_input_grad
         return (unbroadcast(grad, sa) if need_a else None,
                 unbroadcast(-grad, sb) if need_b else None)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        sa, sb = ctx.shapes
+        return unbroadcast_graph(grad, sa), unbroadcast_graph(-grad, sb)
 
 
 class Mul(Function):
@@ -84,6 +111,11 @@ class Mul(Function):
         return (unbroadcast(grad * b, a.shape) if need_a else None,
                 unbroadcast(grad * a, b.shape) if need_b else None)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        return unbroadcast_graph(grad * b, a.shape), unbroadcast_graph(grad * a, b.shape)
+
 
 class Div(Function):
     @staticmethod
@@ -98,6 +130,11 @@ class Div(Function):
         ga = unbroadcast(grad / b, a.shape) if need_a else None
         gb = unbroadcast(-grad * a / (b * b), b.shape) if need_b else None
         return ga, gb
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        return unbroadcast_graph(grad / b, a.shape), unbroadcast_graph(-grad * a / (b * b), b.shape)
 
 
 class Pow(Function):
@@ -122,6 +159,20 @@ class Pow(Function):
                                  b.shape)
         return ga, gb
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        av, bv, out = ctx.saved_tensors
+        # the same two rules; where they are taken as 0, the base is swapped for a constant 1
+        # (b * 1^(b-1) with b == 0, and log 1), so the products are 0 without 0 * inf
+        one = av.dtype.type(1)
+        base_a = a + np.where((bv == 0) & (av == 0), one, 0).astype(av.dtype)
+        base_b = a + np.where((av == 0) & (bv >= 0), one, 0).astype(av.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = unbroadcast_graph(grad * b * base_a ** (b - 1), a.shape)
+            gb = unbroadcast_graph(grad * ctx.output(out) * base_b.log(), b.shape)
+        return ga, gb
+
 
 class Neg(Function):
     @staticmethod
@@ -130,6 +181,10 @@ class Neg(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        return (-grad,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
         return (-grad,)
 
 
@@ -163,6 +218,25 @@ class MatMul(Function):
         if need_b:
             gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            at = g2.ndim - 1 if b.ndim > 1 else 0  # where np.expand_dims(g2, -2 or 0) puts it
+            g2 = g2.reshape(g2.shape[:at] + (1,) + g2.shape[at:])
+        if b.ndim == 1:
+            g2 = g2.reshape(g2.shape + (1,))
+        ga = unbroadcast_graph(g2 @ _swap_last(b2), a2.shape).reshape(a.shape)
+        gb = unbroadcast_graph(_swap_last(a2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def _swap_last(t: Tensor) -> Tensor:
+    return t.transpose(t.ndim - 1, t.ndim - 2)
 
 
 def add(a, b):

@@ -1,4 +1,7 @@
-"""linear: y = x @ weight.T + bias, PyTorch's layout (weight is (out_features, in_features))."""
+"""linear: y = x @ weight.T + bias, PyTorch's layout (weight is (out_features, in_features)).
+
+Its backward_graph (create_graph=True) is the same three matrix products on Tensors.
+"""
 
 from npae.engine.dispatch import array_module, empty
 from npae.engine.function import Function
@@ -27,6 +30,14 @@ class Linear(Function):
         gw = gy.reshape(-1, w.shape[0]).T @ x.reshape(-1, w.shape[1]) if need_w else None
         gb = gy.reshape(-1, w.shape[0]).sum(axis=0) if need_b else None
         return gx, gw, gb
+
+    @staticmethod
+    def backward_graph(ctx, gy):
+        # the same three products, recorded (create_graph=True): each is bilinear in gy and
+        # one input, so its derivatives are matrix products again
+        x, w, _ = ctx.inputs
+        g2 = gy.reshape((-1, w.shape[0]))
+        return gy @ w, g2.T @ x.reshape((-1, w.shape[1])), g2.sum(axis=0)
 
 
 def linear(x, weight, bias=None):

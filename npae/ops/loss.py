@@ -1,6 +1,11 @@
 """Losses: mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits.
 
 reduction is 'mean' (over every element), 'sum' or 'none' (elementwise), as in PyTorch.
+
+Under create_graph=True (``backward_graph``) each gradient is written with npae operations on
+the inputs: mse's 2 (x - t) grad / n, binary cross-entropy's grad (x - t) / max(x (1 - x),
+1e-12) and log(1 - x) - log x, the logits version's grad (sigmoid(z) - t) and -grad z. The
+weight is a constant.
 """
 
 import numpy as np
@@ -8,7 +13,7 @@ import numpy as np
 from npae.engine.dispatch import array_module, as_array, empty
 from npae.engine.function import Function
 from npae.ops._checks import array_of, check_reduction, check_same_shape, same_float_dtype
-from npae.ops.activation import stable_sigmoid
+from npae.ops.activation import sigmoid, stable_sigmoid
 
 
 def _reduce(loss, reduction):
@@ -30,6 +35,13 @@ def _unreduce(grad, shape, reduction):
     return g
 
 
+def _unreduce_graph(grad, shape, reduction):
+    """_unreduce on a Tensor: the mean's 1/n (a scalar grad broadcasts where it is used)."""
+    if reduction == "mean":
+        return grad / grad.dtype.type(max(int(np.prod(shape)), 1))
+    return grad
+
+
 class MSELoss(Function):
     @staticmethod
     def forward(ctx, x, t, reduction):
@@ -49,6 +61,12 @@ class MSELoss(Function):
         g = array_module(diff).multiply(diff, 2 * g, out=empty(diff, diff.shape))
         need_x, need_t = ctx.needs_input_grad
         return (g if need_x else None, -g if need_t else None)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        x, t = ctx.inputs
+        g = 2 * (x - t) * _unreduce_graph(grad, x.shape, ctx.reduction)
+        return g, -g
 
 
 _LOG_FLOOR = -100.0  # PyTorch clamps each log term at -100, so BCE of exact 0 or 1 stays finite
@@ -79,6 +97,17 @@ class BinaryCrossEntropy(Function):
         gt = g * (log_1mx - log_x) if need_t else None
         return gx, gt, None
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        x, t, w = ctx.inputs
+        g = _unreduce_graph(grad, x.shape, ctx.reduction)
+        if w is not None:
+            g = g * w
+        gx = g * (x - t) / (x * (1 - x)).clip(min=_BCE_EPS)
+        with np.errstate(divide="ignore"):
+            gt = g * ((1 - x).log().clip(min=_LOG_FLOOR) - x.log().clip(min=_LOG_FLOOR))
+        return gx, gt, None
+
 
 class BinaryCrossEntropyWithLogits(Function):
     @staticmethod
@@ -101,6 +130,14 @@ class BinaryCrossEntropyWithLogits(Function):
         gz = g * (stable_sigmoid(z) - t) if need_z else None
         gt = -g * z if need_t else None
         return gz, gt, None
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        z, t, w = ctx.inputs
+        g = _unreduce_graph(grad, z.shape, ctx.reduction)
+        if w is not None:
+            g = g * w
+        return g * (sigmoid(z) - t), -g * z, None
 
 
 def _check(op, input, target, weight, reduction):

@@ -1,4 +1,8 @@
-"""Reductions: sum and mean over some axes (all by default)."""
+"""Reductions: sum and mean over some axes (all by default).
+
+Their gradient copies the output gradient back over the summed axes; under create_graph=True
+that copy is ``Expand``, an op of its own whose gradient is a sum again (unbroadcast).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import numpy as np
 
 from npae.engine.dispatch import as_array
 from npae.engine.function import Function
+from npae.ops.arith import unbroadcast, unbroadcast_graph
 
 
 def _axes(axis, ndim):
@@ -25,6 +30,33 @@ def _expand(grad, shape, axes, keepdims):
     return np.broadcast_to(grad, shape)
 
 
+class Expand(Function):
+    """x broadcast to ``shape`` (a copy); its gradient sums the copies back."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return np.broadcast_to(x, shape).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (unbroadcast(grad, ctx.shape),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (unbroadcast_graph(grad, ctx.shape),)
+
+
+def _expand_graph(grad, shape, axes, keepdims):
+    """_expand on a Tensor, differentiably."""
+    if not keepdims and axes:
+        kept = list(grad.shape)
+        for a in axes:
+            kept.insert(a, 1)
+        grad = grad.reshape(tuple(kept))
+    return Expand.apply(grad, shape=shape)
+
+
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -35,6 +67,10 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, grad):
         return (_expand(grad, ctx.shape, ctx.axes, ctx.keepdims).copy(),)  # a copy, 0-d kept
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (_expand_graph(grad, ctx.shape, ctx.axes, ctx.keepdims),)
 
 
 class Mean(Function):
@@ -48,6 +84,11 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, grad):
         g = _expand(grad, ctx.shape, ctx.axes, ctx.keepdims)
+        return (g / g.dtype.type(ctx.count),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        g = _expand_graph(grad, ctx.shape, ctx.axes, ctx.keepdims)
         return (g / g.dtype.type(ctx.count),)
 
 

@@ -1,4 +1,9 @@
-"""Ops that move elements without changing them: reshape, permute, basic indexing."""
+"""Ops that move elements without changing them: reshape, permute, basic indexing.
+
+Their gradients move the elements back, with the same ops (create_graph=True): reshape's is a
+reshape, permute's the inverse permutation, indexing's a scatter (``ScatterItem``) whose own
+gradient is the indexing again.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,10 @@ class Reshape(Function):
     def backward(ctx, grad):
         return (grad.reshape(ctx.shape),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad.reshape(ctx.shape),)
+
 
 class Permute(Function):
     @staticmethod
@@ -37,6 +46,10 @@ class Permute(Function):
     @staticmethod
     def backward(ctx, grad):
         return (grad.transpose(tuple(int(d) for d in np.argsort(ctx.dims))),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad.permute(tuple(int(d) for d in np.argsort(ctx.dims))),)
 
 
 def _is_basic(index) -> bool:
@@ -54,13 +67,40 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        xp = array_module(grad)
-        gx = xp.zeros(ctx.shape, ctx.dtype)
-        if _is_basic(ctx.index):
-            gx[ctx.index] = grad
-        else:
-            xp.add.at(gx, ctx.index, grad)  # an index array may pick an element twice
-        return (gx,)
+        return (_scatter(grad, ctx.shape, ctx.dtype, ctx.index),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (ScatterItem.apply(grad, shape=ctx.shape, index=ctx.index),)
+
+
+def _scatter(grad, shape, dtype, index):
+    """zeros(shape) with grad added at index (getitem's adjoint)."""
+    xp = array_module(grad)
+    gx = xp.zeros(shape, dtype)
+    if _is_basic(index):
+        gx[index] = grad
+    else:
+        xp.add.at(gx, index, grad)  # an index array may pick an element twice
+    return gx
+
+
+class ScatterItem(Function):
+    """getitem's gradient as an op: zeros of ``shape`` with x added at ``index``; its own
+    gradient is the indexing again."""
+
+    @staticmethod
+    def forward(ctx, x, shape, index):
+        ctx.index = index
+        return _scatter(x, shape, x.dtype, index)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (as_array(grad[ctx.index]),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (GetItem.apply(grad, index=ctx.index),)
 
 
 def reshape(x, shape):

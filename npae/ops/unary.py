@@ -1,4 +1,10 @@
-"""Elementwise functions of one tensor: exp, log, sqrt, clip."""
+"""Elementwise functions of one tensor: exp, log, sqrt, clip, and a dtype cast.
+
+Each ``backward_graph`` is its ``backward`` written with Tensors (create_graph=True), so that
+the gradient is itself differentiable: exp's is grad * y with y the output, log's grad / x,
+sqrt's grad / (2 y), and clip's grad times a mask held constant (its derivative is 0 almost
+everywhere).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,11 @@ class Exp(Function):
         (y,) = ctx.saved_tensors
         return (grad * y,)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return (grad * ctx.output(y),)
+
 
 class Log(Function):
     @staticmethod
@@ -31,6 +42,10 @@ class Log(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return (grad / x,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad / ctx.inputs[0],)
 
 
 class Sqrt(Function):
@@ -45,6 +60,12 @@ class Sqrt(Function):
         (y,) = ctx.saved_tensors
         with np.errstate(divide="ignore"):  # at 0 the slope is infinite, as in PyTorch
             return (grad / (2 * y),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (y,) = ctx.saved_tensors
+        with np.errstate(divide="ignore"):
+            return (grad / (2 * ctx.output(y)),)
 
 
 class Clip(Function):
@@ -67,6 +88,33 @@ class Clip(Function):
     def backward(ctx, grad):
         (inside,) = ctx.saved_tensors
         return (grad * inside, None, None)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return (grad * inside.astype(grad.dtype), None, None)  # the mask is a constant
+
+
+class Cast(Function):
+    """x in another float dtype; the gradient is cast back."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad.astype(ctx.dtype),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Cast.apply(grad, dtype=ctx.dtype),)
+
+
+def cast(x, dtype):
+    """x as float32 or float64, differentiably (the gradient comes back in x's dtype)."""
+    return Cast.apply(x, dtype=np.dtype(dtype))
 
 
 def exp(x):
