@@ -9,7 +9,7 @@
                     [--matrix] [--png FILE]
     npae shapes [MODEL | --layers SPEC] [--input HxW] [--channels C]
     npae gradcheck OP [the explain options] [--batch N] [--channels C] [--out-channels O]
-                      [--plant-bug]
+                      [--order 1|2] [--plant-bug]
     npae profile MODEL [--batch-size B] [--steps N] [--warmup W] [--threads T] [--seed S]
                        [--out DIR] [--device cpu]
 """
@@ -125,7 +125,7 @@ def _gradcheck(args) -> int:
     from npae.tools.settings import GradcheckSettings
 
     settings = op_settings(GradcheckSettings, args)
-    return 0 if run(args.op, settings, plant_bug=args.plant_bug) else 1
+    return 0 if run(args.op, settings, plant_bug=args.plant_bug, order=args.order) else 1
 
 
 def _profile(args) -> int:
@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output channels of the convolutions (default 3)")
     p.add_argument("--plant-bug", action="store_true",
                    help="swap in a deliberately wrong backward (this run only) to see a failure")
+    p.add_argument("--order", type=int, choices=(1, 2), default=1,
+                   help="2: check the second derivatives (the backward of the backward, "
+                   "npae.gradgradcheck) instead of the first (default 1)")
     p.set_defaults(run=_gradcheck)
 
     p = sub.add_parser(

@@ -14,3 +14,5 @@ def test_readme_python_blocks_run(capsys):
     printed = capsys.readouterr().out
     assert "(16, 1, 3, 3) float32" in printed
     assert "gradcheck failed for input 0" in printed
+    assert "True" in printed  # the Hessian-vector product matched its finite differences
+    assert "gradgradcheck failed: the second derivative with respect to input 0" in printed

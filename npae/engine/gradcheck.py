@@ -81,10 +81,9 @@ def _call(fn, values, checked):
 
 
 def _forward(fn, values, checked):
-    from npae.engine.tensor import no_grad
-
-    with no_grad():
-        return _call(fn, values, checked)[1].data
+    # with recording on: fn may take gradients itself (a gradient penalty, gradgradcheck's
+    # first-order map), which needs the graph of its forward pass
+    return _call(fn, values, checked)[1].data
 
 
 def _analytic(fn, values, checked, v):
@@ -237,6 +236,39 @@ def adjoint_check(fn, x, y=None, adjoint=None, rtol=1e-10, seed=0):
     return True
 
 
+def vjp_function(fn, n_inputs, wrt, sizes):
+    """g(*inputs, v): fn's vector-Jacobian product J^T v with respect to the inputs at
+    positions ``wrt`` (of ``sizes`` elements), computed with create_graph=True and flattened
+    end to end into one vector, so that it can be differentiated, and checked, like any op."""
+    from npae.engine.autograd import grad as grad_of
+    from npae.engine.tensor import enable_grad
+    from npae.ops.shape import ScatterItem
+
+    total = sum(sizes)
+
+    def first_order(*args):
+        args = list(args)
+        for i in wrt:  # a constant input still has a gradient: take it, as a value only
+            if isinstance(args[i], Tensor) and not args[i].requires_grad:
+                args[i] = Tensor(args[i].data, requires_grad=True)
+        with enable_grad():  # also under gradcheck's no_grad forward passes
+            out = fn(*args[:n_inputs])
+            if not out.requires_grad:  # fn ignores every input: g is zero
+                return Tensor(np.zeros(total))
+            grads = grad_of(out, [args[i] for i in wrt], grad_outputs=args[n_inputs],
+                            create_graph=True, allow_unused=True)
+            flat = Tensor(np.zeros(total))
+            offset = 0
+            for g, size in zip(grads, sizes, strict=True):
+                if g is not None:  # an input fn does not use: a zero gradient
+                    flat = flat + ScatterItem.apply(g.reshape((-1,)), shape=(total,),
+                                                    index=slice(offset, offset + size))
+                offset += size
+            return flat
+
+    return first_order
+
+
 def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, *, seed=0,
                   max_jacobian=20_000, samples=32, directions=4):
     """Check fn's second derivatives: the backward of its backward, in float64.
@@ -258,10 +290,6 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     >>> npae.gradgradcheck(lambda x: (x * x * x).sum(), [np.array([1.0, 2.0])])
     True
     """
-    from npae.engine.autograd import grad as grad_of
-    from npae.engine.tensor import enable_grad
-    from npae.ops.shape import ScatterItem
-
     values, checked = _prepare(inputs)
     y = _forward(fn, values, checked)
     if grad_outputs is None:
@@ -273,25 +301,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
             raise ValueError(f"gradgradcheck: grad_outputs has shape {v.shape} but fn's output "
                              f"has shape {y.shape}")
     n = len(values)
-    sizes = [values[i].size for i in checked]
-    total = sum(sizes)
-
-    def first_order(*args):
-        """J^T v for every checked input, flattened end to end into one vector."""
-        with enable_grad():
-            out = fn(*args[:n])
-            wrt = [args[i] for i in checked]
-            grads = grad_of(out, wrt, grad_outputs=args[n], create_graph=True,
-                            allow_unused=True)
-            flat = Tensor(np.zeros(total))
-            offset = 0
-            for g, size in zip(grads, sizes, strict=True):
-                if g is not None:
-                    flat = flat + ScatterItem.apply(g.reshape((-1,)), shape=(total,),
-                                                    index=slice(offset, offset + size))
-                offset += size
-            return flat
-
+    first_order = vjp_function(fn, n, checked, [values[i].size for i in checked])
     names = [f"input {i}" for i in range(n)] + ["grad_outputs"]
     args = [Tensor(values[i], requires_grad=True) if i in checked else inputs_value(inputs, i)
             for i in range(n)] + [v]

@@ -10,6 +10,12 @@ Jacobian for these sizes) and exits non-zero if either check fails.
 that only this command uses (the real op is untouched), to show what a failure looks like. What
 each op checks, and its planted bug, live in its file in npae/tools/explain/
 (``gradcheck_case``).
+
+``order=2`` (``--order 2``) checks the second derivatives instead: the op's first-order
+gradient J^T v, computed with create_graph=True, is itself a function of the inputs and of v,
+and the same comparison runs on it (``npae.gradgradcheck``). Its planted bug is the kind only
+this check sees: a backward whose values are right but which hands its gradient back as a
+constant, as if it did not depend on the inputs or on v; the first-order check passes it.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npae.engine.gradcheck import GradcheckError, gradcheck
-from npae.engine.tensor import Tensor, no_grad
+from npae.engine.function import Function
+from npae.engine.gradcheck import GradcheckError, gradcheck, gradgradcheck, vjp_function
+from npae.engine.tensor import Tensor, enable_grad, no_grad
 from npae.tools.explain.layout import WIDTH
 from npae.tools.parts import Case
 from npae.tools.registry import get_explained
@@ -56,7 +63,9 @@ def compare(case: Case, s: GradcheckSettings) -> list[InputReport]:
         y = case.fn(*[Tensor(v) for v in values]).data
     v = np.random.default_rng(s.seed + 1).standard_normal(y.shape)
     args = [Tensor(a, requires_grad=True) for a in values]
-    case.fn(*args).backward(v)
+    out = case.fn(*args)
+    if out.requires_grad:  # else fn's output depends on none of them: every gradient is zero
+        out.backward(v)
     reports = []
     for i, (name, x) in enumerate(zip(case.names, values, strict=True)):
         analytic = args[i].grad if args[i].grad is not None else np.zeros_like(x)
@@ -81,8 +90,55 @@ def compare(case: Case, s: GradcheckSettings) -> list[InputReport]:
     return reports
 
 
-def run(op: str, s: GradcheckSettings, plant_bug: bool = False, out=print) -> bool:
-    """Print the comparison and npae.gradcheck's verdict; True when everything passed."""
+class _ConstantGradient(Function):
+    """fn as one op whose first-order gradient is right but whose backward_graph returns that
+    gradient as a constant: --order 2's planted bug (right in value, wrong as a function)."""
+
+    @staticmethod
+    def forward(ctx, *arrays, fn):
+        ctx.fn = fn
+        ctx.save_for_backward(*arrays)
+        with no_grad():
+            return fn(*[Tensor(a) for a in arrays]).data
+
+    @staticmethod
+    def backward(ctx, grad):
+        args = [Tensor(a, requires_grad=True) for a in ctx.saved_tensors]
+        with enable_grad():
+            ctx.fn(*args).backward(grad)
+        return tuple(np.zeros_like(a.data) if a.grad is None else a.grad for a in args)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the planted bug: the values of backward, cut from the graph
+        return tuple(Tensor(g) for g in _ConstantGradient.backward(ctx, grad.data))
+
+
+def second_order_case(case: Case, s: GradcheckSettings, plant_bug: bool) -> Case:
+    """The case --order 2 checks: (inputs, v) -> J^T v, flattened (npae.gradgradcheck's map)."""
+    fn = case.fn
+    if plant_bug:
+        def fn(*args):
+            return _ConstantGradient.apply(*args, fn=case.fn)
+    values = [np.array(v, dtype=np.float64) for v in case.inputs]
+    with no_grad():
+        y = fn(*[Tensor(v) for v in values])
+    v = np.random.default_rng(s.seed + 2).standard_normal(y.shape)
+    n = len(values)
+    g = vjp_function(fn, n, list(range(n)), [x.size for x in values])
+    return Case(g, values + [v], list(case.names) + ["grad_out"], case.about,
+                "the backward's values are right, but its gradient comes back as a constant, "
+                "as if it depended neither on the inputs nor on the output gradient")
+
+
+def run(op: str, s: GradcheckSettings, plant_bug: bool = False, out=print,
+        order: int = 1) -> bool:
+    """Print the comparison and npae.gradcheck's verdict; True when everything passed.
+    order=2: the same for the second derivatives (npae.gradgradcheck)."""
+    if order not in (1, 2):
+        raise ValueError(f"--order must be 1 or 2, got {order}")
+    if order == 2:
+        return _run_second_order(op, s, plant_bug, out)
     case = build(op, s, plant_bug)
     shapes = ", ".join(f"{n} {tuple(np.shape(v))}" for n, v in zip(case.names, case.inputs,
                                                                       strict=True))
@@ -126,4 +182,62 @@ def run(op: str, s: GradcheckSettings, plant_bug: bool = False, out=print) -> bo
     else:
         out(f"gradcheck {op}: FAILED" + (" (as planted: this is what a wrong backward looks "
                                          "like)" if plant_bug else ""))
+    return ok
+
+
+def _run_second_order(op: str, s: GradcheckSettings, plant_bug: bool, out) -> bool:
+    first = build(op, s, False)
+    case = second_order_case(first, s, plant_bug)
+    shapes = ", ".join(f"{n} {tuple(np.shape(v))}" for n, v in zip(first.names, first.inputs,
+                                                                      strict=True))
+    for line in (f"npae gradcheck {op} --order 2: {shapes}; {first.about}.",
+                 "Second derivatives: the first-order gradient g = J^T v (v: a random output "
+                 "gradient, grad_out), computed with create_graph=True, is differentiated again "
+                 "(every op's backward_graph) and compared with central differences of g, in "
+                 f"float64 with eps {s.eps:g}; an element passes when |analytic - numeric| <= "
+                 f"{s.atol:g} + {s.rtol:g} * |numeric|."):
+        out("\n".join(textwrap.wrap(line, WIDTH)))
+    if plant_bug:
+        out("\n".join(textwrap.wrap(f"PLANTED BUG (this run only; the real op is untouched): "
+                                    f"{case.bug}. The first-order check passes it:", WIDTH)))
+        try:
+            gradcheck(first.fn, first.inputs, eps=s.eps, atol=s.atol, rtol=s.rtol)
+            gradcheck(lambda *a: _ConstantGradient.apply(*a, fn=first.fn), first.inputs,
+                      eps=s.eps, atol=s.atol, rtol=s.rtol)
+            out("  npae.gradcheck on the planted op: passed (its values are right)")
+        except GradcheckError as err:
+            out(f"  npae.gradcheck on the planted op: failed ({err})")
+    out("")
+    out("analytic (backward of the backward, for a random weighting of g) vs numeric:")
+    try:
+        reports = compare(case, s)
+    except RuntimeError as err:  # an op with no backward_graph: no number, a reason
+        if "differentiable once only" not in str(err):
+            raise
+        out("\n".join(textwrap.wrap(f"not twice differentiable: {err}", WIDTH)))
+        out(f"gradcheck {op} --order 2: NOT SUPPORTED")
+        return False
+    out(f"  {'input':<9}{'shape':<14}{'max abs':>9}{'max rel':>9}  {'worst element':<14}"
+        f"{'analytic':>14}{'numeric':>14}  verdict")
+    ok = True
+    for r in reports:
+        passed = r.ratio <= 1.0
+        ok &= passed
+        out(f"  {r.name:<9}{str(r.shape):<14}{r.max_abs:>9.1e}{r.max_rel:>9.1e}  "
+            f"{str(r.worst):<14}{r.analytic:>14.7g}{r.numeric:>14.7g}  "
+            f"{'ok' if passed else 'FAIL'}")
+    out("")
+    fn = first.fn if not plant_bug else (lambda *a: _ConstantGradient.apply(*a, fn=first.fn))
+    try:
+        gradgradcheck(fn, first.inputs, eps=s.eps, atol=s.atol, rtol=s.rtol, seed=s.seed)
+        out("npae.gradgradcheck (full Jacobian of g, entry by entry): passed")
+    except GradcheckError as err:
+        ok = False
+        out("\n".join(textwrap.wrap(f"npae.gradgradcheck: FAILED: {err}", WIDTH)))
+    if ok:
+        out(f"gradcheck {op} --order 2: PASSED")
+    else:
+        out(f"gradcheck {op} --order 2: FAILED" + (
+            " (as planted: right values, wrong as a function; only the second-order check "
+            "sees it)" if plant_bug else ""))
     return ok

@@ -5,7 +5,7 @@ ops (npae/tools/registry.py), which names each op's function and reference."""
 import numpy as np
 import pytest
 import reference as R
-from hypothesis import given
+from hypothesis import given, settings
 from optable import OPS
 
 import npae
@@ -81,6 +81,30 @@ def test_gradcheck(info, method, force_conv_path):
         # of rounding: 1e-6 relative is what they allow, so that is what is asked
         assert npae.gradcheck(lambda *args: info.fn(*args, **case.params), inputs,
                               atol=GRAD_ATOL, rtol=GRAD_RTOL)
+
+    check()
+
+
+# second order costs a full Jacobian of the first-order gradient per example: fewer examples
+GRADGRAD_EXAMPLES = 12
+
+
+@pytest.mark.parametrize("info, method", CASES)
+def test_gradgradcheck(info, method, force_conv_path):
+    """Every op's gradient is itself differentiable (its backward_graph), and right: the
+    backward of the backward against finite differences of the first-order gradient."""
+    force_conv_path(method)
+
+    @settings(max_examples=min(settings().max_examples, GRADGRAD_EXAMPLES))
+    @given(info.cases if info.grad_cases is None else info.grad_cases)
+    def check(case):
+        inputs = [
+            Tensor(v, requires_grad=i not in info.constant_inputs)
+            if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating) else v
+            for i, v in enumerate(case.inputs)
+        ]
+        assert npae.gradgradcheck(lambda *args: info.fn(*args, **case.params), inputs,
+                                  atol=GRAD_ATOL, rtol=GRAD_RTOL)
 
     check()
 

@@ -144,6 +144,30 @@ class Im2col(Function):
         n, c, h, w = ctx.shape
         return (K.col2im(np.ascontiguousarray(gcols), c, h, w, *g.args, g.oh, g.ow),)
 
+    @staticmethod
+    def backward_graph(ctx, gcols):
+        # create_graph=True: col2im as an op of its own, whose gradient is im2col again
+        return (Col2im.apply(gcols, geom=ctx.geom, shape=ctx.shape),)
+
+
+class Col2im(Function):
+    """col2im as a differentiable op: im2col's gradient, whose own gradient is im2col."""
+
+    @staticmethod
+    def forward(ctx, gcols, geom, shape):
+        ctx.geom = geom
+        n, c, h, w = shape
+        return K.col2im(np.ascontiguousarray(gcols), c, h, w, *geom.args, geom.oh, geom.ow)
+
+    @staticmethod
+    def backward(ctx, gx):
+        g = ctx.geom
+        return (K.im2col(np.ascontiguousarray(gx), *g.args, g.oh, g.ow),)
+
+    @staticmethod
+    def backward_graph(ctx, gx):
+        return (Im2col.apply(gx, geom=ctx.geom),)
+
 
 class _OverwritingIm2col(Im2col):
     """The planted bug, in a subclass used only by ``npae gradcheck --plant-bug``."""
@@ -203,7 +227,10 @@ PAGE = Page(
     "conv2d's forward is im2col then a product, its input gradient is a product then col2im. "
     "For few output channels over a long window, kernels/conv2d_image.py works one image "
     "at a time instead (with stride 1, each tap is a shifted run of the padded image, no "
-    "columns at all); `conv2d_plan` in kernels/conv2d.py picks.",
+    "columns at all); `conv2d_plan` in kernels/conv2d.py picks. Differentiated twice "
+    "(create_graph=True, `npae gradcheck im2col --order 2`), im2col's gradient is col2im "
+    "as an op of its own, whose gradient is im2col again: both are linear, so the second "
+    "derivative only carries the output gradient through.",
     [("kernels/im2col.py", "`im2col`, `im2col_rows`, `col2im`, `col2im_rows`"),
      ("kernels/conv2d.py", "the chunked GEMMs around them (`plan_chunks`)"),
      ("tests/reference.py", "`im2col_ref`, `col2im_ref`")],
