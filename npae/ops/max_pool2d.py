@@ -5,6 +5,7 @@ from npae.engine.dispatch import contiguous, kernels_for
 from npae.engine.function import Function
 from npae.engine.shapes import check_4d, pair, pool2d_geometry
 from npae.ops._checks import array_of
+from npae.ops.max_unpool2d import MaxUnpool2d
 
 
 class MaxPool2d(Function):
@@ -23,6 +24,16 @@ class MaxPool2d(Function):
         K = kernels_for(gy)
         return (K.max_pool2d_bwd(contiguous(gy), idx, *ctx.hw),)
 
+    @staticmethod
+    def backward_graph(ctx, gy, gidx=None):
+        # The same scatter-add at the saved argmax, as an op: max_pool2d_bwd *is*
+        # max_unpool2d_fwd, so MaxUnpool2d sums gradients that share an index (overlapping
+        # windows) exactly as backward does, and its own gradient is the gather at idx. The
+        # indices are constants: pooling is linear in x between ties, so no x term appears.
+        (idx,) = ctx.saved_tensors
+        h, w = ctx.hw
+        return (MaxUnpool2d.apply(gy, idx, oh=h, ow=w),)
+
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
@@ -40,6 +51,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     Ties go to the first maximum in window scan order (row by row), and the backward sends the
     whole gradient to exactly that element. A NaN counts as the maximum (index: the first NaN;
     PyTorch's CPU kernel reports the last).
+
+    Twice differentiable (create_graph=True): the gradient is gy scattered (summed where
+    overlapping windows share a maximum) at the saved indices, a linear map of gy whose own
+    gradient is the gather at those indices. Its second derivative with respect to x is zero
+    almost everywhere (pooling is piecewise linear); at ties the routing is the saved index,
+    the first maximum, as above, never a split between the tied elements.
 
     >>> y, idx = max_pool2d(Tensor(np.arange(16.).reshape(1, 1, 4, 4)), 2, return_indices=True)
     >>> idx.data.ravel().tolist()

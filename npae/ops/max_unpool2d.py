@@ -1,4 +1,10 @@
-"""max_unpool2d: put each value back where max pooling found it, zeros elsewhere."""
+"""max_unpool2d: put each value back where max pooling found it, zeros elsewhere.
+
+Its backward, the gather at the indices, is an op of its own here (``GatherAtIndices``) so that
+create_graph=True can differentiate it: the gather's gradient is the scatter-add, MaxUnpool2d
+again, and MaxUnpool2d's is the gather. Both are linear in their float input and hold the
+indices constant, so each is the other's exact transpose, duplicates included.
+"""
 
 import numpy as np
 
@@ -25,6 +31,39 @@ class MaxUnpool2d(Function):
         # the adjoint of "add x at idx" is "read gy at idx"
         return kernels_for(gy).max_unpool2d_bwd(gy, idx), None
 
+    @staticmethod
+    def backward_graph(ctx, gy):
+        (idx,) = ctx.saved_tensors
+        return GatherAtIndices.apply(gy, idx), None
+
+
+class GatherAtIndices(Function):
+    """max_unpool2d's backward as an op: gy (N, C, oH, oW) read at idx (N, C, H, W), so
+    gx[n, c, i, j] = gy[n, c].flat[idx[n, c, i, j]]. Max-pool's forward picks its values the
+    same way. Its gradient is the scatter-add at idx (MaxUnpool2d): where two positions read
+    one index, both their gradients land there and add."""
+
+    integer_inputs = (1,)
+
+    @staticmethod
+    def forward(ctx, gy, idx):
+        gy = contiguous(gy)
+        idx = contiguous(idx, dtype=np.int64)
+        ctx.save_for_backward(idx)
+        ctx.ohw = gy.shape[2:]
+        return kernels_for(gy).max_unpool2d_bwd(gy, idx)
+
+    @staticmethod
+    def backward(ctx, gx):
+        (idx,) = ctx.saved_tensors
+        return kernels_for(gx).max_unpool2d_fwd(contiguous(gx), idx, *ctx.ohw), None
+
+    @staticmethod
+    def backward_graph(ctx, gx):
+        (idx,) = ctx.saved_tensors
+        oh, ow = ctx.ohw
+        return MaxUnpool2d.apply(gx, idx, oh=oh, ow=ow), None
+
 
 def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Partial inverse of max_pool2d.
@@ -38,6 +77,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     (row * oW + col) in its plane. Indices outside [0, oH*oW) raise ValueError. Where two values
     share an index (overlapping pooling windows) they are **summed**, deterministically, and the
     backward gives each of them the gradient at that index (PyTorch leaves this case undefined).
+    Twice differentiable: the backward's gather has the scatter-add as its own gradient.
 
     >>> x = Tensor(np.array([[[[5., 7.]]]]))
     >>> max_unpool2d(x, np.array([[[[1, 2]]]]), 2, output_size=(1, 4)).data.ravel().tolist()

@@ -1,4 +1,9 @@
-"""upsample_nearest2d: every output pixel copies its nearest source pixel."""
+"""upsample_nearest2d: every output pixel copies its nearest source pixel.
+
+Its backward, each source pixel summing its copies, is an op of its own here (``SumCopies``)
+so that create_graph=True can differentiate it: the sum's gradient is the copy, the upsample
+again, and the upsample's is the sum. Both are linear, each the other's transpose.
+"""
 
 
 from npae.engine.dispatch import contiguous, kernels_for
@@ -20,6 +25,31 @@ class UpsampleNearest2d(Function):
         # each source pixel receives the sum of the gradients of all its copies
         return (kernels_for(gy).upsample_nearest2d_bwd(gy, ctx.rows, ctx.cols, *ctx.hw),)
 
+    @staticmethod
+    def backward_graph(ctx, gy):
+        h, w = ctx.hw
+        return (SumCopies.apply(gy, rows=ctx.rows, cols=ctx.cols, h=h, w=w),)
+
+
+class SumCopies(Function):
+    """upsample_nearest2d's backward as an op: gy (N, C, oH, oW) -> gx (N, C, h, w), each
+    source pixel (rows[i], cols[j]) summing the gy of its copies. Its gradient hands each copy
+    its source's gradient: the upsample, with the same rows and cols."""
+
+    @staticmethod
+    def forward(ctx, gy, rows, cols, h, w):
+        gy = contiguous(gy)
+        ctx.rows, ctx.cols = rows, cols
+        return kernels_for(gy).upsample_nearest2d_bwd(gy, rows, cols, h, w)
+
+    @staticmethod
+    def backward(ctx, gx):
+        return (kernels_for(gx).upsample_nearest2d_fwd(contiguous(gx), ctx.rows, ctx.cols),)
+
+    @staticmethod
+    def backward_graph(ctx, gx):
+        return (UpsampleNearest2d.apply(gx, rows=ctx.rows, cols=ctx.cols),)
+
 
 def upsample_nearest2d(x, scale_factor=None, size=None):
     """Nearest-neighbour upsampling, PyTorch's ``interpolate(mode='nearest')``.
@@ -29,6 +59,7 @@ def upsample_nearest2d(x, scale_factor=None, size=None):
     input row i when oH == H, row i // 2 when oH == 2H, and otherwise row
     min(floor(i * scale), H - 1) with scale = 1/sh when a factor is given, else H/oH, computed
     in float32: PyTorch's rule exactly, so non-integer factors pick the same pixels.
+    Twice differentiable: the backward's sum over copies has the copy as its own gradient.
 
     >>> upsample_nearest2d(Tensor(np.array([[[[1., 2.]]]])), scale_factor=2).data.ravel().tolist()
     [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]

@@ -223,7 +223,10 @@ PAGE = Page(
     Example("--input 4x4 --kernel 2 --matrix"),
     "The whole gradient of each output goes to the input pixel that held the maximum, "
     "read from the saved indices (the forward is never recomputed); every other pixel gets "
-    "zero. That scatter is max-unpool2d's forward.",
+    "zero. That scatter is max-unpool2d's forward. With create_graph=True it is recorded "
+    "as max-unpool2d itself, whose gradient is the gather at the same indices, so the "
+    "backward can be differentiated again; the indices are constants, so the second "
+    "derivative with respect to the input is zero almost everywhere.",
     [("npae/ops/max_pool2d.py", "`MaxPool2d` and `max_pool2d`"),
      ("kernels/max_pool2d.py", "`max_pool2d_fwd` (value and index in one pass), "
                                "`max_pool2d_bwd`"),

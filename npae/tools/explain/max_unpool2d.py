@@ -158,7 +158,9 @@ PAGE = Page(
     Example("--input 4x4 --kernel 2 --matrix"),
     "The adjoint of 'add x at index' is 'read the gradient at index': each input value's "
     "gradient is the output gradient at its index (a gather, the transpose of the selection "
-    "matrix). The indices get no gradient.",
+    "matrix). The indices get no gradient. With create_graph=True the gather is recorded "
+    "as an op (GatherAtIndices) whose own gradient is the scatter-add, max-unpool2d again, "
+    "so the backward can be differentiated again.",
     [("npae/ops/max_unpool2d.py", "`MaxUnpool2d` and `max_unpool2d`"),
      ("kernels/max_unpool2d.py", "`max_unpool2d_fwd` (scatter-add), `max_unpool2d_bwd` "
                                  "(gather)"),

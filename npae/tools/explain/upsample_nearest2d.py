@@ -155,7 +155,9 @@ PAGE = Page(
     Example("--input 2x2 --scale 2 --png upsample-nearest2d.png"),
     Example("--input 2x2 --scale 2 --matrix"),
     "Each input pixel receives the sum of the gradients of all its copies (the transpose "
-    "of the copy matrix).",
+    "of the copy matrix). With create_graph=True that sum is recorded as an op (SumCopies) "
+    "whose own gradient is the copy, the upsample again, so the backward can be "
+    "differentiated again.",
     [("npae/ops/upsample_nearest2d.py", "`UpsampleNearest2d`, `upsample_nearest2d`, "
                                        "`interpolate`"),
      ("kernels/upsample_nearest2d.py", "`upsample_nearest2d_fwd`, `upsample_nearest2d_bwd`"),
