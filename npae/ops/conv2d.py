@@ -1,5 +1,9 @@
-"""conv2d: cross-correlation of an NCHW batch with a bank of filters (im2col + GEMM)."""
+"""conv2d: cross-correlation of an NCHW batch with a bank of filters (im2col + GEMM).
 
+Its backward_graph (create_graph=True) builds the same three gradients from differentiable ops:
+the input and weight gradients through Conv2dBilinear (npae/ops/conv2d_bilinear.py), the bias
+gradient a sum.
+"""
 
 from npae.engine.config import max_scratch_bytes
 from npae.engine.dispatch import contiguous, kernels_for
@@ -7,6 +11,7 @@ from npae.engine.function import Function
 from npae.engine.shapes import check_4d, conv2d_geometry, pair
 from npae.engine.threads import blas_limited
 from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
+from npae.ops.conv2d_bilinear import bilinear
 
 
 class Conv2d(Function):
@@ -36,6 +41,18 @@ class Conv2d(Function):
             gw = K.conv2d_bwd_weight(x, gy, g, scratch)
         if need_b:
             gb = gy.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+    @staticmethod
+    def backward_graph(ctx, gy):
+        # the same gradients as conv2d's bilinear maps, recorded: each is differentiable again
+        x, w, _ = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad
+        have = {"x": x, "w": w, "y": gy}
+        hw = x.shape[2:]
+        gx = bilinear("x", have, ctx.geom, hw) if need_x else None
+        gw = bilinear("w", have, ctx.geom, hw) if need_w else None
+        gb = gy.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gw, gb
 
 

@@ -1,4 +1,9 @@
-"""conv_transpose2d: each input pixel scales the kernel onto the output; overlaps are summed."""
+"""conv_transpose2d: each input pixel scales the kernel onto the output; overlaps are summed.
+
+Its backward_graph (create_graph=True) builds the same three gradients from differentiable ops:
+the input and weight gradients through Conv2dBilinear (npae/ops/conv2d_bilinear.py) with the
+roles of input and output gradient swapped, the bias gradient a sum.
+"""
 
 from dataclasses import replace
 
@@ -8,6 +13,7 @@ from npae.engine.function import Function
 from npae.engine.shapes import check_4d, conv_transpose2d_geometry, pair
 from npae.engine.threads import blas_limited
 from npae.ops._checks import array_of, check_channels, check_groups, same_float_dtype
+from npae.ops.conv2d_bilinear import bilinear
 
 
 class ConvTranspose2d(Function):
@@ -40,6 +46,20 @@ class ConvTranspose2d(Function):
             gw = K.conv2d_bwd_weight(gy, x, conv, scratch)
         if need_b:
             gb = gy.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+    @staticmethod
+    def backward_graph(ctx, gy):
+        # this op is conv2d's input-gradient map: x plays conv2d's output gradient, gy its
+        # input, so the gradients are the other two maps of the same convolution, recorded
+        x, w, _ = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad
+        conv = replace(ctx.geom, oh=x.shape[2], ow=x.shape[3])  # as in backward
+        have = {"x": gy, "w": w, "y": x}
+        hw = gy.shape[2:]
+        gx = bilinear("y", have, conv, hw) if need_x else None
+        gw = bilinear("w", have, conv, hw) if need_w else None
+        gb = gy.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gw, gb
 
 

@@ -241,7 +241,11 @@ PAGE = Page(
     "gradient (one matrix product over im2col columns, or, on the one-image path, a dot "
     "product per tap); the bias gradient sums the output gradient. In matrix terms: "
     "y = M x, so dL/dx = M^T dL/dy, and M^T is the "
-    "matrix of conv-transpose2d.",
+    "matrix of conv-transpose2d. For second derivatives (create_graph=True) the backward "
+    "is itself built from differentiable ops: the input and kernel gradients are two of "
+    "conv2d's three bilinear maps (output, input gradient, kernel gradient), one op "
+    "(`Conv2dBilinear`, npae/ops/conv2d_bilinear.py) whose gradients are its other maps; "
+    "the bias gradient is a sum.",
     [("npae/ops/conv2d.py", "`Conv2d` (forward and backward) and `conv2d`, the checks"),
      ("kernels/conv2d.py", "`conv2d_fwd`, `conv2d_bwd_input`, `conv2d_bwd_weight`: im2col + "
                            "GEMM in bounded memory; `conv2d_plan` picks the path"),

@@ -317,7 +317,11 @@ PAGE = Page(
     "Its input gradient is a convolution of the output gradient with the same kernel "
     "(the transpose of the transpose); its kernel gradient swaps the roles of input and "
     "output gradient in conv2d's kernel gradient. The forward itself is conv2d's input "
-    "gradient: a matrix product into columns, then col2im adds the overlapping columns.",
+    "gradient: a matrix product into columns, then col2im adds the overlapping columns. "
+    "For second derivatives (create_graph=True) the same gradients are built from "
+    "differentiable ops: conv2d's bilinear maps (`Conv2dBilinear`, "
+    "npae/ops/conv2d_bilinear.py) with input and output gradient swapped, a sum for the "
+    "bias's.",
     [("npae/ops/conv_transpose2d.py", "`ConvTranspose2d` and `conv_transpose2d`"),
      ("kernels/conv2d.py", "`conv_transpose2d_fwd` (= `conv2d_bwd_input` + bias)"),
      ("kernels/im2col.py", "`col2im_rows`: columns back onto the image, overlaps summed"),
