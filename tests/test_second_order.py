@@ -195,6 +195,16 @@ class CubeDroppingGrad(Cube):
         return (3 * x ** 2 * Tensor(grad.data),)
 
 
+class CubeWrongInGraph(Cube):
+    """The planted bug: backward_graph consistent with its own derivative (2 x^2 grad, and
+    its derivative 4 x grad) but not with backward's values."""
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        return (2 * x ** 2 * grad,)
+
+
 class CubeOnce(Function):
     """A user's Function with a first-order backward only."""
 
@@ -217,6 +227,12 @@ def test_planted_second_order_bug_is_caught_by_gradgradcheck_only(planted, which
     with pytest.raises(npae.GradcheckError, match=which) as raised:
         npae.gradgradcheck(planted.apply, [X])
     assert raised.value.element is not None
+
+
+def test_a_backward_graph_that_disagrees_with_backward_is_caught():
+    assert npae.gradcheck(CubeWrongInGraph.apply, [X])  # backward itself is right
+    with pytest.raises(npae.GradcheckError, match="create_graph=True.*backward gives"):
+        npae.gradgradcheck(CubeWrongInGraph.apply, [X])
 
 
 def test_a_function_without_backward_graph_says_so():

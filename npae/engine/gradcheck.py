@@ -305,6 +305,11 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     names = [f"input {i}" for i in range(n)] + ["grad_outputs"]
     args = [Tensor(values[i], requires_grad=True) if i in checked else inputs_value(inputs, i)
             for i in range(n)] + [v]
+    # The finite differences below are of the create_graph gradient itself, so a
+    # backward_graph that is wrong in value but consistent with its own derivative would pass
+    # them: first, its values must be backward's (which gradcheck checks against the forward).
+    _check_same_values(first_order(*args).data, _analytic(fn, values, checked, v), values,
+                       checked, atol, rtol)
     try:
         return gradcheck(first_order, args, eps=eps, atol=atol, rtol=rtol, seed=seed,
                          max_jacobian=max_jacobian, samples=samples, directions=directions)
@@ -317,6 +322,27 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
             input_index=i, element=e.element, analytic=e.analytic, numeric=e.numeric,
             output_element=e.output_element,
         ) from None
+
+
+def _check_same_values(graph, plain, values, checked, atol, rtol):
+    """The create_graph gradient (flattened) against the first-order one, element by element."""
+    offset = 0
+    for g, i in zip(plain, checked, strict=True):
+        x = values[i]
+        part = graph[offset:offset + x.size]
+        offset += x.size
+        bad = np.abs(part - g.ravel()) > atol + rtol * np.abs(g.ravel())
+        if bad.any():
+            j = int(np.argmax(bad))
+            where = _index(j, x.shape)
+            raise GradcheckError(
+                f"gradgradcheck failed for input {i} (shape {x.shape}) at element {where}: the "
+                f"gradient under create_graph=True (backward_graph) is {part[j]:.10g} but "
+                f"backward gives {g.ravel()[j]:.10g}: the two ways of computing the first "
+                f"derivative disagree",
+                input_index=i, element=where, analytic=float(part[j]),
+                numeric=float(g.ravel()[j]),
+            )
 
 
 def inputs_value(inputs, i):
