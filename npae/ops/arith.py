@@ -5,7 +5,7 @@ output gradient over those axes: ``unbroadcast`` undoes it, once, for every bina
 
 Each ``backward_graph`` (create_graph=True) is the same rule on Tensors, read from
 ``ctx.inputs``: mul's gradient grad * b depends on b, so its derivative in b is there for a
-second backward; ``unbroadcast_graph`` sums with npae's own (differentiable) sum.
+second backward; ``unbroadcast`` on a Tensor sums with npae's own (differentiable) sum.
 """
 
 from __future__ import annotations
@@ -18,22 +18,10 @@ from npae.engine.tensor import Tensor
 from npae.ops._checks import array_of
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def unbroadcast(grad, shape: tuple[int, ...]):
     """Sum ``grad`` down to ``shape``: over the leading axes broadcasting added, and over the
-    axes where the operand had size 1."""
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
-    ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if ones:
-        grad = grad.sum(axis=ones, keepdims=True)
-    return grad.reshape(shape)
-
-
-def unbroadcast_graph(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """``unbroadcast`` with Tensor operations, for backward_graph."""
+    axes where the operand had size 1. An ndarray (backward) or a Tensor (backward_graph: the
+    sums are then npae's own, differentiable)."""
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
@@ -76,7 +64,7 @@ class Add(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         sa, sb = ctx.shapes
-        return unbroadcast_graph(grad, sa), unbroadcast_graph(grad, sb)
+        return unbroadcast(grad, sa), unbroadcast(grad, sb)
 
 
 class Sub(Function):
@@ -95,7 +83,7 @@ class Sub(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         sa, sb = ctx.shapes
-        return unbroadcast_graph(grad, sa), unbroadcast_graph(-grad, sb)
+        return unbroadcast(grad, sa), unbroadcast(-grad, sb)
 
 
 class Mul(Function):
@@ -114,7 +102,7 @@ class Mul(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         a, b = ctx.inputs
-        return unbroadcast_graph(grad * b, a.shape), unbroadcast_graph(grad * a, b.shape)
+        return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape)
 
 
 class Div(Function):
@@ -134,7 +122,7 @@ class Div(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         a, b = ctx.inputs
-        return unbroadcast_graph(grad / b, a.shape), unbroadcast_graph(-grad * a / (b * b), b.shape)
+        return unbroadcast(grad / b, a.shape), unbroadcast(-grad * a / (b * b), b.shape)
 
 
 class Pow(Function):
@@ -169,8 +157,8 @@ class Pow(Function):
         base_a = a + np.where((bv == 0) & (av == 0), one, 0).astype(av.dtype)
         base_b = a + np.where((av == 0) & (bv >= 0), one, 0).astype(av.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ga = unbroadcast_graph(grad * b * base_a ** (b - 1), a.shape)
-            gb = unbroadcast_graph(grad * ctx.output(out) * base_b.log(), b.shape)
+            ga = unbroadcast(grad * b * base_a ** (b - 1), a.shape)
+            gb = unbroadcast(grad * ctx.output(out) * base_b.log(), b.shape)
         return ga, gb
 
 
@@ -230,8 +218,8 @@ class MatMul(Function):
             g2 = g2.reshape(g2.shape[:at] + (1,) + g2.shape[at:])
         if b.ndim == 1:
             g2 = g2.reshape(g2.shape + (1,))
-        ga = unbroadcast_graph(g2 @ _swap_last(b2), a2.shape).reshape(a.shape)
-        gb = unbroadcast_graph(_swap_last(a2) @ g2, b2.shape).reshape(b.shape)
+        ga = unbroadcast(g2 @ _swap_last(b2), a2.shape).reshape(a.shape)
+        gb = unbroadcast(_swap_last(a2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
 
 

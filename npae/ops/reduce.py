@@ -10,7 +10,7 @@ import numpy as np
 
 from npae.engine.dispatch import as_array
 from npae.engine.function import Function
-from npae.ops.arith import unbroadcast, unbroadcast_graph
+from npae.ops.arith import unbroadcast
 
 
 def _axes(axis, ndim):
@@ -44,7 +44,7 @@ class Expand(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (unbroadcast_graph(grad, ctx.shape),)
+        return (unbroadcast(grad, ctx.shape),)
 
 
 def _expand_graph(grad, shape, axes, keepdims):
