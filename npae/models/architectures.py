@@ -256,6 +256,14 @@ def build_steps(owner, layers, nn) -> list:
     return steps
 
 
+def encoder_steps(steps) -> list:
+    """The steps of a Chain before its first unpool: its encoder."""
+    for i, (lay, _) in enumerate(steps):
+        if lay.indices is not None:
+            return steps[:i]
+    return steps
+
+
 def run(steps, x):
     """Apply ``steps`` to ``x`` in order. A pool that keeps its indices returns (values, argmax)
     and its argmax waits under its name until the unpool that names it."""

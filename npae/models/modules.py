@@ -24,6 +24,8 @@ class _MSE(nn.Module):
     def reconstruct(self, x):
         return self(x)
 
+    # code(x): the bottleneck, after its activation (dead units are counted there)
+
 
 class Autoencoder(_MSE):
     """encoder then decoder."""
@@ -35,6 +37,10 @@ class Autoencoder(_MSE):
 
     def forward(self, x):
         return self.decoder(self.encoder(x))
+
+    def code(self, x):
+        """The encoder's output: the code the decoder sees."""
+        return self.encoder(x)
 
 
 class Chain(_MSE):
@@ -48,6 +54,11 @@ class Chain(_MSE):
 
     def forward(self, x):
         return arch.run(self.steps, x)
+
+    def code(self, x):
+        """The output of the layers before the first unpool: the code the decoder starts from
+        (the indices the pools keep travel beside it)."""
+        return arch.run(arch.encoder_steps(self.steps), x)
 
 
 class VAE(nn.Module):
@@ -93,6 +104,14 @@ class VAE(nn.Module):
                                                  reduction="sum")
         kld = -0.5 * (1 + logvar - mu * mu - logvar.exp()).sum()
         return (bce + kld) / n
+
+    # a Gaussian code has no activation, so no unit of it is ever exactly zero (a VAE's unused
+    # units show as mu near 0 with logvar near 0 instead): npae train does not count them
+    code_can_die = False
+
+    def code(self, x):
+        """The mean of q(z|x)."""
+        return self.encode(x)[0]
 
     def reconstruct(self, x):
         """Decode the mean code: the model's best guess, no sampling noise."""

@@ -29,6 +29,7 @@ from npae.engine.tensor import Tensor, no_grad
 from npae.optim import Adam
 from npae.training import checkpoint
 from npae.training.checkpoint import CHECKPOINT
+from npae.training.dead_units import dead_units
 from npae.training.runfolder import TrainingError, claim
 
 CURVE_EVERY = 10  # steps between the points of the loss curve kept in metrics.json
@@ -220,6 +221,7 @@ def _train(settings, out, resume, data, progress, log, overwrite):
                 f"the validation loss became {val_loss} after epoch {epoch + 1} (the weights "
                 f"are no longer finite); this epoch is not saved: try a smaller --lr"
             )
+        dead = dead_units(model, data.val)
         history.append({
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),
@@ -227,9 +229,14 @@ def _train(settings, out, resume, data, progress, log, overwrite):
             "train_seconds": train_time,
             "images_per_s": seen / train_time,
             "curve": curve,
+            # code units zero for every validation image (None: the model's code cannot die)
+            "dead_units": None if dead is None else dead.dead,
+            "code_units": None if dead is None else dead.units,
         })
         log(f"npae: {settings.model} epoch {epoch + 1}: train loss {history[-1]['train_loss']:.5f}"
             f", validation loss {val_loss:.5f}, {seen / train_time:,.0f} images/s")
+        if dead is not None and dead.count:
+            log(dead.message(settings.model))
         checkpoint.save(ckpt_path, model, opt, {
             "model": settings.model, "settings": asdict(settings), "epochs_done": epoch + 1,
             "history": history, "rng_state": get_state(), "npae_version": npae.__version__,
@@ -256,6 +263,8 @@ def _metrics(settings, model, history, test_loss, ckpt_path, wall=None):
         "wall_time_s": wall,
         "train_seconds": train_seconds,
         "images_per_s": images / train_seconds if train_seconds else None,
+        # after the last epoch (None: not counted for this model, or from an older run)
+        "dead_units": history[-1].get("dead_units") if history else None,
         "checkpoint": str(ckpt_path),
     }
 

@@ -114,6 +114,15 @@ def demo(out, epochs=1) -> Path:
     return report
 
 
+def _dead(metrics) -> str:
+    """'2 of 4 (1, 3)', '0 of 32', or '-' where not counted."""
+    history = metrics.get("epochs") or [{}]
+    dead, units = history[-1].get("dead_units"), history[-1].get("code_units")
+    if dead is None:
+        return "-"
+    return f"{len(dead)} of {units}" + (f" ({', '.join(map(str, dead))})" if dead else "")
+
+
 def _report_text(rows, scores, epochs, seconds, board, out) -> str:
     lines = [
         "# npae demo: the article's autoencoders on MNIST",
@@ -124,13 +133,19 @@ def _report_text(rows, scores, epochs, seconds, board, out) -> str:
         "model sees inputs with Gaussian noise of factor 0.5 and is scored against the clean "
         "digits); for the VAE, the negative ELBO per image (BCE summed over pixels + KL).",
         "",
-        "| model | parameters | test loss | images/s (training) | wall time (s) |",
-        "|---|---:|---:|---:|---:|",
+        "| model | parameters | test loss | dead code units | images/s (training) | "
+        "wall time (s) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for m in rows:
         lines.append(f"| `{m['model']}` | {m['parameters']:,} | {m['test_loss']:.4f} | "
-                     f"{m['images_per_s']:,.0f} | {m['wall_time_s']:.1f} |")
+                     f"{_dead(m)} | {m['images_per_s']:,.0f} | {m['wall_time_s']:.1f} |")
     lines += [
+        "",
+        "Dead code units: channels (or units) of the code that are zero for every validation "
+        "image after the last epoch. A dead ReLU unit gets no gradient and never recovers; when "
+        "all are dead the decoder outputs one constant image. Which seeds do this is a lottery, "
+        "in any framework (the VAE's Gaussian code has no activation and is not counted).",
         "",
         "Reproduce one row with `npae train MODEL --epochs N --out DIR` (DIR/metrics.json holds "
         "the numbers, DIR/checkpoint.npz the weights; `npae eval DIR/checkpoint.npz` rescores it).",
